@@ -1,0 +1,1 @@
+//! Theta's benchmarks: criterion groups per crate and the `theta-bench` macro runner.

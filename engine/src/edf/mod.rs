@@ -1,0 +1,1 @@
+//! EDF, EDF+ and BDF reading and writing (issue 2).

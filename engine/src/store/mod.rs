@@ -1,0 +1,1 @@
+//! The encrypted chunk store (issue 4).

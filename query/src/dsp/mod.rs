@@ -1,0 +1,1 @@
+//! Signal processing (issue 5).

@@ -1,0 +1,6 @@
+//! Theta's query layer: DSP (filters, montages, decimation, spectra), DataFusion tables and
+//! functions over the store, research export and pseudonymisation.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod dsp;

@@ -1,0 +1,29 @@
+//! Command-line interface of the `theta` binary.
+
+use clap::{Parser, Subcommand};
+
+/// Theta: clinical EEG stored compressed and encrypted, served filtered and montaged.
+#[derive(Debug, Parser)]
+#[command(name = "theta", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the demo on an embedded default.
+    Demo,
+}
+
+/// Runs the parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Demo => {
+            eprintln!("demo: not built yet");
+            1
+        }
+    }
+}
