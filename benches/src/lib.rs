@@ -1,1 +1,4 @@
 //! Theta's benchmarks: criterion groups per crate and the `theta-bench` macro runner.
+
+pub mod edf_samples;
+pub mod peers;

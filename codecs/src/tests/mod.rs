@@ -1,0 +1,2 @@
+//! Crate-level tests: round trips, hostile input, golden files.
+mod roundtrip;
