@@ -500,6 +500,7 @@ fn encode_zstd(
 #[derive(Debug, Default)]
 pub(crate) struct DecodeScratch {
     lanes: Vec<[i32; predict::LANES]>,
+    positions: Vec<u32>,
     run_values: Vec<i32>,
     run_lens: Vec<i32>,
     bytes: Vec<u8>,
@@ -643,7 +644,7 @@ fn decode_predictive(
     if n == 1 {
         rest.expect_end("predictive block end")?;
     }
-    rice::read(&mut rest, &mut out[1..], isa)?;
+    rice::read(&mut rest, &mut out[1..], isa, &mut scratch.positions)?;
     predict::restore(&pred, out, &mut scratch.lanes, isa);
     t.inverse(out, width, start, isa)
 }

@@ -74,21 +74,22 @@ macro_rules! multiversion {
 }
 
 multiversion! {
-    /// Rice quotients of every partition (see `rice::quotients_body`).
-    fn rice_quotients(
-        bytes: &[u8],
-        base: usize,
+    /// Positions of the one bits of a Rice quotient stream (see `rice::positions_body`).
+    fn unary_positions(bytes: &[u8], base: usize, ones: usize, pos: &mut Vec<u32>) -> Result<()> = crate::rice::positions_body;
+}
+
+multiversion! {
+    /// Quotients, escapes and low bits merged into residuals (see `rice::merge_body`).
+    fn rice_merge(
+        pos: &[u32],
+        low: &[u8],
         ks: &[u8],
         size: usize,
         q_esc: u32,
         exc: &[u32],
         out: &mut [i32],
-    ) -> Result<u64> = crate::rice::quotients_body;
-}
-
-multiversion! {
-    /// Rice low bits merged into the quotients, un-zig-zagged (see `rice::low_bits_body`).
-    fn rice_low_bits(bytes: &[u8], ks: &[u8], size: usize, out: &mut [i32]) = crate::rice::low_bits_body;
+        base: usize,
+    ) -> Result<u64> = crate::rice::merge_body;
 }
 
 multiversion! {

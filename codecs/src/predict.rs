@@ -337,7 +337,9 @@ mod lanes {
     }
 
     /// `scratch[t][j]` holds sample `t` of segment `j`, so the history of all lanes is one row
-    /// and the inner loop is a lane-wise multiply-add that LLVM vectorises.
+    /// and each step is a lane-wise multiply-add that LLVM vectorises. The last `P` rows live in
+    /// the local `h` (registers for small orders), so the recurrence's critical path is one
+    /// multiply, a few adds and the shift, never a store-to-load round trip.
     #[inline(always)]
     fn kernel<const P: usize>(
         c: &[i32; P],
@@ -346,37 +348,46 @@ mod lanes {
         out: &mut [i32],
         scratch: &mut Vec<[i32; LANES]>,
     ) {
-        scratch.clear();
-        scratch.resize(l, [0; LANES]);
-        for t in 0..P {
-            for j in 0..LANES {
-                scratch[t][j] = out[j * l + t];
-            }
+        // The transpose below overwrites every row, so stale contents are harmless.
+        if scratch.len() < l {
+            scratch.resize(l, [0; LANES]);
         }
-        // Residuals in row order.
-        for t in P..l {
-            for j in 0..LANES {
-                scratch[t][j] = out[j * l + t];
-            }
-        }
-        for t in P..l {
-            let (hist, rest) = scratch.split_at_mut(t);
-            let hist: &[[i32; LANES]; P] = hist[t - P..].try_into().expect("P rows");
-            let mut acc = [0i32; LANES];
-            for i in 0..P {
-                let h = &hist[P - 1 - i];
-                for j in 0..LANES {
-                    acc[j] = acc[j].wrapping_add(c[i].wrapping_mul(h[j]));
+        let rows = &mut scratch[..l];
+        {
+            let (segs, _) = out.split_at(LANES * l);
+            for (j, seg) in segs.chunks_exact(l).enumerate() {
+                for (row, &v) in rows.iter_mut().zip(seg) {
+                    row[j] = v;
                 }
             }
-            let row = &mut rest[0];
-            for j in 0..LANES {
-                row[j] = row[j].wrapping_add(acc[j] >> shift);
-            }
         }
-        for t in P..l {
+        // h[i] = row t-1-i
+        let mut h = [[0i32; LANES]; P];
+        for (i, hi) in h.iter_mut().enumerate() {
+            *hi = rows[P - 1 - i];
+        }
+        for row in rows[P..].iter_mut() {
+            let mut acc = [0i32; LANES];
+            for i in (1..P).rev() {
+                for j in 0..LANES {
+                    acc[j] = acc[j].wrapping_add(c[i].wrapping_mul(h[i][j]));
+                }
+            }
+            let mut y = [0i32; LANES];
             for j in 0..LANES {
-                out[j * l + t] = scratch[t][j];
+                let a = acc[j].wrapping_add(c[0].wrapping_mul(h[0][j]));
+                y[j] = row[j].wrapping_add(a >> shift);
+            }
+            *row = y;
+            for i in (1..P).rev() {
+                h[i] = h[i - 1];
+            }
+            h[0] = y;
+        }
+        let (segs, _) = out.split_at_mut(LANES * l);
+        for (j, seg) in segs.chunks_exact_mut(l).enumerate() {
+            for (v, row) in seg[P..].iter_mut().zip(&rows[P..]) {
+                *v = row[j];
             }
         }
     }

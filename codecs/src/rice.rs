@@ -320,7 +320,12 @@ pub(crate) fn write(u: &[u32], plan: Option<Plan>, out: &mut Vec<u8>) {
 
 /// Decodes `out.len()` residuals (un-zig-zagged) from the rest of `c`, which must end exactly
 /// where the section does.
-pub(crate) fn read(c: &mut Cursor<'_>, out: &mut [i32], isa: Isa) -> Result<()> {
+pub(crate) fn read(
+    c: &mut Cursor<'_>,
+    out: &mut [i32],
+    isa: Isa,
+    pos: &mut Vec<u32>,
+) -> Result<()> {
     let m = out.len();
     if m == 0 {
         return Ok(());
@@ -371,167 +376,237 @@ pub(crate) fn read(c: &mut Cursor<'_>, out: &mut [i32], isa: Isa) -> Result<()> 
     let lsec = c.take_bits(low_bits, "Rice low bits")?;
     bits::check_padding(lsec.bytes(), low_bits, lsec.offset(), "low-bit padding")?;
     let usec = c.rest();
-    let used = crate::dispatch::rice_quotients(isa, usec.bytes(), usec.offset(), &ks, size, q_esc, &exc, out)?;
+    let ones: usize = ks
+        .iter()
+        .enumerate()
+        .filter(|&(_, &k)| u32::from(k) != ZERO_PARTITION)
+        .map(|(p, _)| size.min(m - p * size))
+        .sum();
+    crate::dispatch::unary_positions(isa, usec.bytes(), usec.offset(), ones, pos)?;
+    let used = crate::dispatch::rice_merge(
+        isa,
+        pos,
+        lsec.bytes(),
+        &ks,
+        size,
+        q_esc,
+        &exc,
+        out,
+        usec.offset(),
+    )?;
     if used != n_exc as u64 {
         return Err(CodecError::corrupt("exception count", at));
     }
-    crate::dispatch::rice_low_bits(isa, lsec.bytes(), &ks, size, out);
     Ok(())
 }
 
-/// Decodes the quotient of every residual into `out` (as `u32` bit patterns) and returns how many
-/// exceptions were used. The stream must end, zero-padded, right after the last quotient.
+/// Spare entries at the end of the positions buffer: the unrolled scan writes up to 63 + 4
+/// positions past the last one it needs before it stops.
+const POSITION_SLACK: usize = 72;
+/// Longest valid quotient stream in bytes: every quotient is at most 255 zeros and a one.
+const MAX_UNARY_BYTES: usize = crate::block::MAX_BLOCK_SAMPLES * 256 / 8;
+
+/// Bit positions of the first `ones` one bits of the quotient stream, into `pos[..ones]`.
+///
+/// Each 64-bit word's set bits are written four at a time without testing each one (bits past
+/// the last write harmless values into the slack), so the scan has one branch per four
+/// quotients rather than one per bit. The stream must end, zero-padded, right after the
+/// `ones`-th one.
 #[inline(always)]
-pub(crate) fn quotients_body(
+pub(crate) fn positions_body(
     bytes: &[u8],
     base: usize,
+    ones: usize,
+    pos: &mut Vec<u32>,
+) -> Result<()> {
+    if bytes.len() > MAX_UNARY_BYTES {
+        return Err(CodecError::corrupt("Rice quotient stream length", base));
+    }
+    pos.clear();
+    pos.resize(ones + POSITION_SLACK, 0);
+    let flatten = |pos: &mut [u32], mut w: u64, at: u32, cnt: &mut usize| {
+        let end = *cnt + w.count_ones() as usize;
+        let mut j = *cnt;
+        while j < end {
+            let slot: &mut [u32; 4] = (&mut pos[j..j + 4]).try_into().expect("4 slots");
+            for s in slot.iter_mut() {
+                *s = at.wrapping_add(w.trailing_zeros());
+                w &= w.wrapping_sub(1);
+            }
+            j += 4;
+        }
+        *cnt = end;
+    };
+    let mut cnt = 0usize;
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0u32;
+    let mut scanned_all = true;
+    for w in &mut words {
+        if cnt >= ones {
+            scanned_all = false;
+            break;
+        }
+        flatten(pos, u64::from_le_bytes(w.try_into().expect("8 bytes")), at, &mut cnt);
+        at = at.wrapping_add(64);
+    }
+    if cnt < ones && scanned_all {
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            flatten(pos, bits::load_u64_padded(rest, 0), at, &mut cnt);
+        }
+    }
+    if cnt < ones {
+        return Err(CodecError::truncated("Rice quotients", base + bytes.len()));
+    }
+    let next = if ones == 0 {
+        0
+    } else {
+        u64::from(pos[ones - 1]) + 1
+    };
+    bits::check_padding(bytes, next, base, "Rice quotient padding")
+}
+
+/// Turns one-bit positions into quotients, resolves escapes, merges the low bits and
+/// un-zig-zags, partition by partition. Returns the number of exceptions used.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn merge_body(
+    pos: &[u32],
+    low: &[u8],
     ks: &[u8],
     size: usize,
     q_esc: u32,
     exc: &[u32],
     out: &mut [i32],
+    base: usize,
 ) -> Result<u64> {
     let m = out.len();
-    let mut unary = Unary::new(bytes, base);
-    let mut next_exc = 0usize;
+    let mut next = 0u32; // bit after the previous one
+    let mut pi = 0usize;
+    let mut lbit = 0u64;
+    let mut e = 0usize;
     for (p, &k) in ks.iter().enumerate() {
-        let range = p * size..(p * size + size).min(m);
-        let dst = &mut out[range];
-        if u32::from(k) == ZERO_PARTITION {
+        let k = u32::from(k);
+        let dst = &mut out[p * size..(p * size + size).min(m)];
+        if k == ZERO_PARTITION {
             dst.fill(0);
             continue;
         }
-        unary.read(dst, q_esc, u32::from(k), exc, &mut next_exc)?;
-    }
-    unary.finish()?;
-    Ok(next_exc as u64)
-}
-
-/// Merges the low bits into the quotients in `out` and un-zig-zags.
-#[inline(always)]
-pub(crate) fn low_bits_body(bytes: &[u8], ks: &[u8], size: usize, out: &mut [i32]) {
-    let m = out.len();
-    let mut pos = 0u64;
-    let mut low = [0u32; 256];
-    for (p, &k) in ks.iter().enumerate() {
-        let k = u32::from(k);
-        if k == ZERO_PARTITION {
-            continue;
+        let len = dst.len();
+        let ps = &pos[pi..pi + len];
+        pi += len;
+        // Quotients: the zeros between consecutive ones.
+        dst[0] = ps[0].wrapping_sub(next) as i32;
+        for (d, w) in dst[1..].iter_mut().zip(ps.windows(2)) {
+            *d = w[1].wrapping_sub(w[0]).wrapping_sub(1) as i32;
         }
-        let range = p * size..(p * size + size).min(m);
-        for chunk in out[range].chunks_mut(low.len()) {
-            let lo = &mut low[..chunk.len()];
-            bits::unpack(bytes, pos, k, lo);
-            pos += chunk.len() as u64 * u64::from(k);
-            for (o, &l) in chunk.iter_mut().zip(lo.iter()) {
-                // `q << k` cannot overflow: the unary reader bounds q by u32::MAX >> k.
-                *o = bits::unzigzag(((*o as u32) << k) | l);
+        next = ps[len - 1].wrapping_add(1);
+        let q_max = u32::MAX >> k;
+        let lim = q_esc.min(q_max.saturating_add(1));
+        // Escapes and overflow candidates, looked for 32 values at a time.
+        for chunk in dst.chunks_mut(32) {
+            let mut big = 0u32;
+            for &d in chunk.iter() {
+                big = big.max(d as u32);
             }
-        }
-    }
-}
-
-/// Reader of the unary quotient stream, a 64-bit word at a time.
-struct Unary<'a> {
-    bytes: &'a [u8],
-    base: usize,
-    /// Index of the word in `cur`.
-    word: usize,
-    /// Unconsumed bits of the current word (consumed ones cleared).
-    cur: u64,
-    /// Bit position just after the last one consumed.
-    next: u64,
-}
-
-impl<'a> Unary<'a> {
-    fn new(bytes: &'a [u8], base: usize) -> Self {
-        Self {
-            bytes,
-            base,
-            word: 0,
-            cur: bits::load_u64_padded(bytes, 0),
-            next: 0,
-        }
-    }
-
-    fn n_words(&self) -> usize {
-        self.bytes.len().div_ceil(8)
-    }
-
-    /// Reads `dst.len()` quotients.
-    #[inline(always)]
-    fn read(
-        &mut self,
-        dst: &mut [i32],
-        q_esc: u32,
-        k: u32,
-        exc: &[u32],
-        next_exc: &mut usize,
-    ) -> Result<()> {
-        let q_max = u64::from(u32::MAX >> k);
-        // Quotients below `lim` need no escape and no overflow check.
-        let lim = u64::from(q_esc).min(q_max + 1);
-        let n_words = self.n_words();
-        // Work on locals so the state stays in registers.
-        let (mut word, mut cur, mut next) = (self.word, self.cur, self.next);
-        let mut i = 0;
-        while i < dst.len() {
-            if cur == 0 {
-                word += 1;
-                if word >= n_words {
-                    return Err(CodecError::truncated(
-                        "Rice quotients",
-                        self.base + self.bytes.len(),
-                    ));
-                }
-                cur = bits::load_u64_padded(self.bytes, word * 8);
+            if big < lim {
                 continue;
             }
-            let one = word as u64 * 64 + u64::from(cur.trailing_zeros());
-            let mut q = one - next;
-            next = one + 1;
-            cur &= cur - 1;
-            if q >= lim {
-                self.next = next;
-                q = self.slow(q, q_esc, q_max, exc, next_exc)?;
+            for d in chunk.iter_mut() {
+                let q = *d as u32;
+                if q < lim {
+                    continue;
+                }
+                let q = if q == q_esc {
+                    let x = *exc
+                        .get(e)
+                        .ok_or_else(|| CodecError::corrupt("exception count", base))?;
+                    e += 1;
+                    u64::from(q) + u64::from(x)
+                } else if q > q_esc {
+                    return Err(CodecError::corrupt("Rice quotient above escape", base));
+                } else {
+                    u64::from(q)
+                };
+                if q > u64::from(q_max) {
+                    return Err(CodecError::corrupt("Rice value overflow", base));
+                }
+                *d = q as u32 as i32;
             }
-            dst[i] = q as u32 as i32;
-            i += 1;
         }
-        (self.word, self.cur, self.next) = (word, cur, next);
-        Ok(())
+        merge_low(low, lbit, k, dst);
+        lbit += len as u64 * u64::from(k);
     }
+    Ok(e as u64)
+}
 
-    #[cold]
-    fn slow(
-        &self,
-        q: u64,
-        q_esc: u32,
-        q_max: u64,
-        exc: &[u32],
-        next_exc: &mut usize,
-    ) -> Result<u64> {
-        let at = self.base + (self.next / 8) as usize;
-        let q = if q == u64::from(q_esc) {
-            let e = *exc
-                .get(*next_exc)
-                .ok_or_else(|| CodecError::corrupt("exception count", at))?;
-            *next_exc += 1;
-            q + u64::from(e)
-        } else if q > u64::from(q_esc) {
-            return Err(CodecError::corrupt("Rice quotient above escape", at));
-        } else {
-            q
-        };
-        if q > q_max {
-            return Err(CodecError::corrupt("Rice value overflow", at));
+/// `dst[i] = unzigzag((dst[i] << k) | low_i)` for the `k`-bit values starting at bit `lbit`.
+#[inline(always)]
+fn merge_low(low: &[u8], lbit: u64, k: u32, dst: &mut [i32]) {
+    if lbit % 8 == 0 {
+        macro_rules! dispatch {
+            ($($k:literal)*) => {
+                match k {
+                    0 => {
+                        for d in dst.iter_mut() {
+                            *d = bits::unzigzag(*d as u32);
+                        }
+                        return;
+                    }
+                    $($k => return merge_aligned::<$k>(low, (lbit / 8) as usize, dst),)*
+                    _ => {}
+                }
+            };
         }
-        Ok(q)
+        dispatch!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30);
     }
+    // Unaligned start (only after partitions of fewer than 8 values): the generic unpacker.
+    let mut tmp = [0u32; 64];
+    let mut bit = lbit;
+    for chunk in dst.chunks_mut(64) {
+        let t = &mut tmp[..chunk.len()];
+        bits::unpack(low, bit, k, t);
+        bit += chunk.len() as u64 * u64::from(k);
+        for (d, &l) in chunk.iter_mut().zip(t.iter()) {
+            *d = bits::unzigzag(((*d as u32) << k) | l);
+        }
+    }
+}
 
-    /// Checks the stream ends with zero padding right after the last quotient.
-    fn finish(&self) -> Result<()> {
-        bits::check_padding(self.bytes, self.next, self.base, "Rice quotient padding")
+/// [`merge_low`] for a byte-aligned start and a constant width: eight values span exactly `K`
+/// bytes, so every load offset and shift below is a constant.
+#[inline(always)]
+fn merge_aligned<const K: u32>(low: &[u8], start: usize, dst: &mut [i32]) {
+    let mask = (1u64 << K) - 1;
+    let kb = K as usize;
+    let mut groups = dst.chunks_exact_mut(8);
+    let mut at = start;
+    for g in &mut groups {
+        match low.get(at..at + kb + 8) {
+            Some(win) => {
+                for (j, d) in g.iter_mut().enumerate() {
+                    let bit = j * kb;
+                    let w = u64::from_le_bytes(win[bit / 8..bit / 8 + 8].try_into().expect("8"));
+                    let l = ((w >> (bit % 8)) & mask) as u32;
+                    *d = bits::unzigzag(((*d as u32) << K) | l);
+                }
+            }
+            None => {
+                for (j, d) in g.iter_mut().enumerate() {
+                    let bit = j * kb;
+                    let w = bits::load_u64_padded(low, at + bit / 8);
+                    let l = ((w >> (bit % 8)) & mask) as u32;
+                    *d = bits::unzigzag(((*d as u32) << K) | l);
+                }
+            }
+        }
+        at += kb;
+    }
+    for (j, d) in groups.into_remainder().iter_mut().enumerate() {
+        let bit = j * kb;
+        let w = bits::load_u64_padded(low, at + bit / 8);
+        let l = ((w >> (bit % 8)) & mask) as u32;
+        *d = bits::unzigzag(((*d as u32) << K) | l);
     }
 }
 
@@ -545,17 +620,17 @@ mod tests {
         assert_eq!(out.len(), planned(u).0, "estimate is exact");
         let mut c = Cursor::new(&out, 0);
         let mut got = vec![0i32; u.len()];
-        read(&mut c, &mut got, Isa::detect()).unwrap();
+        read(&mut c, &mut got, Isa::detect(), &mut Vec::new()).unwrap();
         let mut c = Cursor::new(&out, 0);
         let mut got2 = vec![0i32; u.len()];
-        read(&mut c, &mut got2, Isa::baseline()).unwrap();
+        read(&mut c, &mut got2, Isa::baseline(), &mut Vec::new()).unwrap();
         assert_eq!(got, got2);
         let want: Vec<i32> = u.iter().map(|&v| bits::unzigzag(v)).collect();
         assert_eq!(got, want);
         // Every strict prefix is truncated.
         for cut in 0..out.len() {
             let mut c = Cursor::new(&out[..cut], 0);
-            let e = read(&mut c, &mut got, Isa::detect()).unwrap_err();
+            let e = read(&mut c, &mut got, Isa::detect(), &mut Vec::new()).unwrap_err();
             assert_eq!(e.kind, crate::ErrorKind::Truncated, "cut {cut} of {}", out.len());
         }
         out.len()
