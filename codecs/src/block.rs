@@ -43,6 +43,9 @@ pub enum CodecId {
     Runs = 3,
     /// zstd over the stored little-endian bytes.
     Zstd = 4,
+    /// The difference from a scaled reference channel, as a nested block; decoding needs the
+    /// reference channel's samples of the same span.
+    Reference = 5,
 }
 
 impl CodecId {
@@ -54,6 +57,7 @@ impl CodecId {
             2 => Self::Predictive,
             3 => Self::Runs,
             4 => Self::Zstd,
+            5 => Self::Reference,
             _ => return None,
         })
     }
@@ -191,6 +195,77 @@ pub(crate) fn encode(
     bits::put_varint(out, x.len() as u32);
     out.extend_from_slice(&body);
     scratch.body = body;
+}
+
+/// Fixed-point bits of the reference gain β (β = num / 2^6).
+const REF_GAIN_BITS: u32 = 6;
+/// Largest |num| allowed (|β| ≤ 64).
+const REF_GAIN_MAX: i32 = 4096;
+
+/// `round(β·a)` as the format defines it: `(num·a + 2^5) >> 6`, exactly.
+#[inline(always)]
+fn ref_pred(num: i32, a: i32) -> i64 {
+    (i64::from(num) * i64::from(a) + (1 << (REF_GAIN_BITS - 1))) >> REF_GAIN_BITS
+}
+
+/// Least-squares gain of `x`'s steps on `reference`'s steps, in 1/64 units (0 when none helps).
+fn reference_gain(x: &[i32], reference: &[i32]) -> i32 {
+    let (mut sab, mut saa) = (0f64, 0f64);
+    for t in 1..x.len() {
+        let da = f64::from(reference[t]) - f64::from(reference[t - 1]);
+        let db = f64::from(x[t]) - f64::from(x[t - 1]);
+        sab += da * db;
+        saa += da * da;
+    }
+    if saa <= 0.0 {
+        return 0;
+    }
+    let num = (sab / saa * f64::from(1u32 << REF_GAIN_BITS)).round();
+    num.clamp(f64::from(-REF_GAIN_MAX), f64::from(REF_GAIN_MAX)) as i32
+}
+
+/// Encodes `x` either alone or as its difference from `num/64 · reference`, whichever is
+/// smaller (header included).
+pub(crate) fn encode_referenced(
+    x: &[i32],
+    reference: &[i32],
+    width: SampleWidth,
+    opts: &EncodeOptions,
+    scratch: &mut EncodeScratch,
+    out: &mut Vec<u8>,
+) {
+    let mut body = Vec::new();
+    let mut codec = encode_body(x, width, opts, scratch, &mut body, false);
+    let num = reference_gain(x, reference);
+    let lo = i64::from(SampleWidth::Bits24.min());
+    let hi = i64::from(SampleWidth::Bits24.max());
+    let d: Option<Vec<i32>> = (num != 0)
+        .then(|| {
+            x.iter()
+                .zip(reference)
+                .map(|(&b, &a)| {
+                    let v = i64::from(b) - ref_pred(num, a);
+                    (lo..=hi).contains(&v).then_some(v as i32)
+                })
+                .collect()
+        })
+        .flatten();
+    if let Some(d) = d {
+        let mut alt = Vec::new();
+        bits::put_zz_varint(&mut alt, num);
+        let mut sub = Vec::new();
+        let sc = encode_body(&d, SampleWidth::Bits24, opts, scratch, &mut sub, false);
+        alt.push(tag(sc, SampleWidth::Bits24));
+        alt.extend_from_slice(&sub);
+        if alt.len() < body.len() {
+            body = alt;
+            codec = CodecId::Reference;
+        }
+    }
+    out.push(FORMAT_VERSION);
+    out.push(tag(codec, width));
+    bits::put_varint(out, x.len() as u32);
+    out.extend_from_slice(&body);
 }
 
 /// Writes the cheapest body for `x` into `out` and returns its codec. Nested bodies (inside a
@@ -513,6 +588,29 @@ pub(crate) fn decode(
     scratch: &mut DecodeScratch,
     isa: Isa,
 ) -> Result<usize> {
+    decode_with(encoded, None, out, scratch, isa)
+}
+
+/// Where a body sits, which decides the codecs it may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Depth {
+    /// The block itself: any codec.
+    Top,
+    /// The difference block inside a reference block: anything but another reference.
+    InReference,
+    /// A runs sub-block: neither runs nor reference.
+    InRuns,
+}
+
+/// Decodes a block that may have been coded against `reference` (the reference channel's
+/// samples over the same span).
+pub(crate) fn decode_with(
+    encoded: &[u8],
+    reference: Option<&[i32]>,
+    out: &mut [i32],
+    scratch: &mut DecodeScratch,
+    isa: Isa,
+) -> Result<usize> {
     let (info, body_at) = read_header(encoded)?;
     if out.len() < info.len {
         return Err(CodecError::invalid_argument(format!(
@@ -522,8 +620,55 @@ pub(crate) fn decode(
         )));
     }
     let mut c = Cursor::new(&encoded[body_at..], body_at);
-    decode_body(info.codec, info.width, &mut c, &mut out[..info.len], scratch, false, isa)?;
+    let out = &mut out[..info.len];
+    if info.codec == CodecId::Reference {
+        let reference = reference.ok_or_else(|| {
+            CodecError::invalid_argument("block was coded against a reference channel; pass it")
+        })?;
+        if reference.len() != info.len {
+            return Err(CodecError::invalid_argument(format!(
+                "reference holds {} samples, block has {}",
+                reference.len(),
+                info.len
+            )));
+        }
+        decode_reference(info.width, &mut c, reference, out, scratch, isa)?;
+    } else {
+        decode_body(info.codec, info.width, &mut c, out, scratch, Depth::Top, isa)?;
+    }
     Ok(info.len)
+}
+
+fn decode_reference(
+    width: SampleWidth,
+    c: &mut Cursor<'_>,
+    reference: &[i32],
+    out: &mut [i32],
+    scratch: &mut DecodeScratch,
+    isa: Isa,
+) -> Result<()> {
+    let at = c.offset();
+    let num = c.zz_varint("reference gain")?;
+    if num == 0 || !(-REF_GAIN_MAX..=REF_GAIN_MAX).contains(&num) {
+        return Err(CodecError::corrupt("reference gain", at));
+    }
+    let tat = c.offset();
+    let (codec, dwidth) = parse_tag(c.u8("difference tag")?, tat)?;
+    if dwidth != SampleWidth::Bits24 {
+        return Err(CodecError::corrupt("difference width", tat));
+    }
+    decode_body(codec, dwidth, c, out, scratch, Depth::InReference, isa)?;
+    let (lo, hi) = (i64::from(width.min()), i64::from(width.max()));
+    let mut bad = false;
+    for (o, &a) in out.iter_mut().zip(reference) {
+        let x = i64::from(*o) + ref_pred(num, a);
+        bad |= x < lo || x > hi;
+        *o = x as i32;
+    }
+    if bad {
+        return Err(CodecError::corrupt("decoded sample outside the width", at));
+    }
+    Ok(())
 }
 
 fn decode_body(
@@ -532,7 +677,7 @@ fn decode_body(
     c: &mut Cursor<'_>,
     out: &mut [i32],
     scratch: &mut DecodeScratch,
-    nested: bool,
+    depth: Depth,
     isa: Isa,
 ) -> Result<()> {
     let n = out.len();
@@ -577,10 +722,14 @@ fn decode_body(
         }
         CodecId::Predictive => decode_predictive(width, c, out, scratch, isa)?,
         CodecId::Runs => {
-            if nested {
+            if depth == Depth::InRuns {
                 return Err(CodecError::corrupt("nested runs block", c.offset()));
             }
             decode_runs(width, c, out, scratch, isa)?;
+        }
+        CodecId::Reference => {
+            // At the top level, `decode_with` handles it (it needs the reference samples).
+            return Err(CodecError::corrupt("nested reference block", c.offset()));
         }
         CodecId::Zstd => {
             let at = c.offset();
@@ -677,7 +826,7 @@ fn decode_runs(
         if vwidth != width {
             return Err(CodecError::corrupt("run values width", at));
         }
-        decode_body(vcodec, width, &mut vc, &mut values, scratch, true, isa)?;
+        decode_body(vcodec, width, &mut vc, &mut values, scratch, Depth::InRuns, isa)?;
         vc.expect_end("run values end")?;
         let lat = c.offset();
         let lt = c.u8("run lengths tag")?;
@@ -686,7 +835,7 @@ fn decode_runs(
             return Err(CodecError::corrupt("run lengths width", lat));
         }
         let mut lc = c.rest();
-        decode_body(lcodec, lwidth, &mut lc, &mut lens, scratch, true, isa)?;
+        decode_body(lcodec, lwidth, &mut lc, &mut lens, scratch, Depth::InRuns, isa)?;
         lc.expect_end("run lengths end")?;
         let mut pos = 0usize;
         for (&v, &l) in values.iter().zip(&lens) {

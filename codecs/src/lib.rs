@@ -11,6 +11,7 @@
 //!              predictive: transform → predictor → zig-zag → partitioned Rice
 //!              runs: (values, lengths) as nested blocks
 //!              zstd fallback
+//!              reference (opt-in): difference from a scaled other channel, as a nested block
 //! ```
 //!
 //! Each block carries a version byte, so the layout in `FORMAT.md` can evolve; golden files of
@@ -162,6 +163,34 @@ impl Encoder {
         block::encode(samples, width, &self.options, &mut self.scratch, out);
         Ok(())
     }
+
+    /// Encodes `samples` knowing a *reference*: another channel's samples over the same span,
+    /// which the decoder will have. The block is coded as its difference from a scaled
+    /// reference when that is smaller (channels sharing a reference electrode often are), and
+    /// alone otherwise. Decode it with [`Decoder::decode_referenced_into`].
+    ///
+    /// # Errors
+    /// As [`Encoder::encode`], and `InvalidArgument` when `reference` has another length or a
+    /// sample outside `width`.
+    pub fn encode_referenced(
+        &mut self,
+        samples: &[i32],
+        reference: &[i32],
+        width: SampleWidth,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        validate(samples, width)?;
+        validate(reference, width)?;
+        if reference.len() != samples.len() {
+            return Err(CodecError::invalid_argument(format!(
+                "reference holds {} samples, block has {}",
+                reference.len(),
+                samples.len()
+            )));
+        }
+        block::encode_referenced(samples, reference, width, &self.options, &mut self.scratch, out);
+        Ok(())
+    }
 }
 
 /// A decoder that keeps its scratch buffers between blocks.
@@ -194,6 +223,21 @@ impl Decoder {
     pub fn decode_into(&mut self, encoded: &[u8], out: &mut [i32]) -> Result<usize> {
         block::decode(encoded, out, &mut self.scratch, self.isa)
     }
+
+    /// Decodes a block written by [`Encoder::encode_referenced`] (or any other block), given the
+    /// reference samples it was encoded against.
+    ///
+    /// # Errors
+    /// As [`Decoder::decode_into`], and `InvalidArgument` when the block needs a reference of
+    /// another length.
+    pub fn decode_referenced_into(
+        &mut self,
+        encoded: &[u8],
+        reference: &[i32],
+        out: &mut [i32],
+    ) -> Result<usize> {
+        block::decode_with(encoded, Some(reference), out, &mut self.scratch, self.isa)
+    }
 }
 
 /// Encodes `samples` with the default options and appends the bytes to `out`.
@@ -218,6 +262,28 @@ pub fn encode_with(
     Encoder::new(options.clone()).encode(samples, width, out)
 }
 
+/// Encodes `samples` against `reference` with the default options (see
+/// [`Encoder::encode_referenced`]).
+///
+/// # Errors
+/// As [`Encoder::encode_referenced`].
+pub fn encode_referenced(
+    samples: &[i32],
+    reference: &[i32],
+    width: SampleWidth,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    Encoder::default().encode_referenced(samples, reference, width, out)
+}
+
+/// Decodes a block given the reference samples it may have been encoded against.
+///
+/// # Errors
+/// As [`Decoder::decode_referenced_into`].
+pub fn decode_referenced_into(encoded: &[u8], reference: &[i32], out: &mut [i32]) -> Result<usize> {
+    Decoder::new().decode_referenced_into(encoded, reference, out)
+}
+
 /// The header of an encoded block: version, codec, width and sample count.
 ///
 /// # Errors
@@ -238,7 +304,8 @@ pub fn decoded_len(encoded: &[u8]) -> Result<usize> {
 ///
 /// # Errors
 /// `Truncated`, `Corrupt` or `UnsupportedVersion` for bad input; `InvalidArgument` when `out` is
-/// shorter than the block.
+/// shorter than the block or the block was coded against a reference channel
+/// ([`decode_referenced_into`]).
 pub fn decode_into(encoded: &[u8], out: &mut [i32]) -> Result<usize> {
     Decoder::new().decode_into(encoded, out)
 }

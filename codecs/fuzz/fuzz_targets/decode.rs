@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use theta_codecs::{Decoder, ErrorKind, decoded_len, inspect};
+use theta_codecs::{CodecId, Decoder, ErrorKind, decoded_len, inspect};
 
 fuzz_target!(|data: &[u8]| {
     let mut decoder = Decoder::new();
@@ -20,7 +20,15 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     let mut out = vec![0i32; n];
-    match decoder.decode_into(data, &mut out) {
+    let referenced = inspect(data).expect("header parsed above").codec == CodecId::Reference;
+    // Reference blocks decode against another channel; any in-range samples will do here.
+    let reference: Vec<i32> = (0..n as i32).map(|i| (i % 2001) - 1000).collect();
+    let result = if referenced {
+        decoder.decode_referenced_into(data, &reference, &mut out)
+    } else {
+        decoder.decode_into(data, &mut out)
+    };
+    match result {
         Ok(got) => {
             assert_eq!(got, n);
             let w = inspect(data).expect("header parsed above").width;
@@ -32,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         ),
     }
     // A buffer one sample short is always refused as a caller error (or the input as bad).
-    if n > 0 {
+    if n > 0 && !referenced {
         let mut short = vec![0i32; n - 1];
         let e = decoder.decode_into(data, &mut short).unwrap_err();
         assert!(matches!(

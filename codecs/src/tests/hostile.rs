@@ -68,11 +68,15 @@ fn unknown_versions_and_tags_are_refused() {
         b[0] = v;
         assert_eq!(decode(&b).unwrap_err().kind, ErrorKind::UnsupportedVersion);
     }
-    for tag in [0x05u8, 0x0F, 0x20, 0x80] {
+    for tag in [0x06u8, 0x0F, 0x20, 0x80] {
         let mut b = bytes.clone();
         b[1] = tag;
         assert_eq!(decode(&b).unwrap_err().kind, ErrorKind::Corrupt, "tag {tag:#x}");
     }
+    // A reference block cannot be decoded without its reference: a caller error.
+    let mut b = bytes.clone();
+    b[1] = 0x05;
+    assert_eq!(decode(&b).unwrap_err().kind, ErrorKind::InvalidArgument);
 }
 
 #[test]

@@ -207,3 +207,54 @@ proptest! {
         prop_assert_eq!(&out[..n], &samples[..]);
     }
 }
+
+#[test]
+fn format_md_examples_decode_as_documented() {
+    assert_eq!(decode(&[0x01, 0x00, 0x03, 0x03, 0x03, 0x43, 0x01]).unwrap(), [1, -2, 3]);
+    assert_eq!(decode(&[0x01, 0x01, 0x03, 0x0A]).unwrap(), [5, 5, 5]);
+    // Non-zero padding after the verbatim values is corrupt.
+    assert_eq!(
+        decode(&[0x01, 0x00, 0x03, 0x03, 0x03, 0x43, 0x03]).unwrap_err().kind,
+        ErrorKind::Corrupt
+    );
+}
+
+#[test]
+fn referenced_blocks_round_trip_and_need_their_reference() {
+    use crate::{decode_referenced_into, encode_referenced};
+    let a = super::eeg_like(8192, SampleWidth::Bits16, 11, 400.0);
+    let own = super::eeg_like(8192, SampleWidth::Bits16, 12, 40.0);
+    // A channel sharing most of its signal with `a` (a common reference electrode).
+    let b: Vec<i32> = a
+        .iter()
+        .zip(&own)
+        .map(|(&x, &y)| ((f64::from(x) * 0.8) as i32 + y).clamp(-32768, 32767))
+        .collect();
+    let mut alone = Vec::new();
+    encode(&b, SampleWidth::Bits16, &mut alone).unwrap();
+    let mut with = Vec::new();
+    encode_referenced(&b, &a, SampleWidth::Bits16, &mut with).unwrap();
+    assert_eq!(inspect(&with).unwrap().codec, CodecId::Reference);
+    assert!(with.len() * 10 < alone.len() * 9, "{} vs {}", with.len(), alone.len());
+    let mut out = vec![0; b.len()];
+    decode_referenced_into(&with, &a, &mut out).unwrap();
+    assert_eq!(out, b);
+    assert_eq!(decode(&with).unwrap_err().kind, ErrorKind::InvalidArgument);
+    assert_eq!(
+        decode_referenced_into(&with, &a[1..], &mut out).unwrap_err().kind,
+        ErrorKind::InvalidArgument
+    );
+    // Unrelated reference: coded alone, decodable with or without it.
+    let noise: Vec<i32> = (0..8192).map(|i| (i * 7919 % 201) - 100).collect();
+    let mut c = Vec::new();
+    encode_referenced(&own, &noise, SampleWidth::Bits16, &mut c).unwrap();
+    assert_ne!(inspect(&c).unwrap().codec, CodecId::Reference);
+    assert_eq!(decode(&c).unwrap(), own);
+    // Every strict prefix is truncated.
+    for cut in 0..with.len() {
+        assert_eq!(
+            decode_referenced_into(&with[..cut], &a, &mut out).unwrap_err().kind,
+            ErrorKind::Truncated
+        );
+    }
+}
