@@ -34,7 +34,9 @@ use std::collections::BTreeMap;
 #[non_exhaustive]
 pub enum MontageError {
     /// Not a built-in name.
-    #[error("unknown montage {name:?}: built-ins are referential, average, double-banana, transverse, laplacian")]
+    #[error(
+        "unknown montage {name:?}: built-ins are referential, average, double-banana, transverse, laplacian"
+    )]
     UnknownBuiltin {
         /// The name asked for.
         name: String,
@@ -88,7 +90,10 @@ pub struct InputChannel {
 impl InputChannel {
     /// A good channel.
     pub fn new(label: impl Into<String>) -> Self {
-        Self { label: label.into(), bad: false }
+        Self {
+            label: label.into(),
+            bad: false,
+        }
     }
 }
 
@@ -133,20 +138,46 @@ pub enum Montage {
 /// The longitudinal bipolar "double banana" (ACNS): left temporal, left parasagittal, midline,
 /// right parasagittal, right temporal chains.
 pub const DOUBLE_BANANA: [(&str, &str); 18] = [
-    ("Fp1", "F7"), ("F7", "T7"), ("T7", "P7"), ("P7", "O1"),
-    ("Fp1", "F3"), ("F3", "C3"), ("C3", "P3"), ("P3", "O1"),
-    ("Fz", "Cz"), ("Cz", "Pz"),
-    ("Fp2", "F4"), ("F4", "C4"), ("C4", "P4"), ("P4", "O2"),
-    ("Fp2", "F8"), ("F8", "T8"), ("T8", "P8"), ("P8", "O2"),
+    ("Fp1", "F7"),
+    ("F7", "T7"),
+    ("T7", "P7"),
+    ("P7", "O1"),
+    ("Fp1", "F3"),
+    ("F3", "C3"),
+    ("C3", "P3"),
+    ("P3", "O1"),
+    ("Fz", "Cz"),
+    ("Cz", "Pz"),
+    ("Fp2", "F4"),
+    ("F4", "C4"),
+    ("C4", "P4"),
+    ("P4", "O2"),
+    ("Fp2", "F8"),
+    ("F8", "T8"),
+    ("T8", "P8"),
+    ("P8", "O2"),
 ];
 
 /// Transverse bipolar chains, front to back, each left to right (ear electrodes left out).
 pub const TRANSVERSE: [(&str, &str); 18] = [
-    ("F7", "Fp1"), ("Fp1", "Fp2"), ("Fp2", "F8"),
-    ("F7", "F3"), ("F3", "Fz"), ("Fz", "F4"), ("F4", "F8"),
-    ("T7", "C3"), ("C3", "Cz"), ("Cz", "C4"), ("C4", "T8"),
-    ("P7", "P3"), ("P3", "Pz"), ("Pz", "P4"), ("P4", "P8"),
-    ("P7", "O1"), ("O1", "O2"), ("O2", "P8"),
+    ("F7", "Fp1"),
+    ("Fp1", "Fp2"),
+    ("Fp2", "F8"),
+    ("F7", "F3"),
+    ("F3", "Fz"),
+    ("Fz", "F4"),
+    ("F4", "F8"),
+    ("T7", "C3"),
+    ("C3", "Cz"),
+    ("Cz", "C4"),
+    ("C4", "T8"),
+    ("P7", "P3"),
+    ("P3", "Pz"),
+    ("Pz", "P4"),
+    ("P4", "P8"),
+    ("P7", "O1"),
+    ("O1", "O2"),
+    ("O2", "P8"),
 ];
 
 /// Nearest neighbours of each 10-20 electrode on the standard grid (rows Fp, F, T/C, P, O), used by
@@ -176,12 +207,12 @@ pub const HJORTH_NEIGHBOURS: [(&str, &[&str]); 19] = [
 
 /// 10-10 electrode names in canonical spelling (plus ear and mastoid references).
 const TEN_TEN: &[&str] = &[
-    "Fp1", "Fpz", "Fp2", "AF7", "AF3", "AFz", "AF4", "AF8", "F9", "F7", "F5", "F3", "F1", "Fz", "F2",
-    "F4", "F6", "F8", "F10", "FT9", "FT7", "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "FT8",
-    "FT10", "T9", "T7", "C5", "C3", "C1", "Cz", "C2", "C4", "C6", "T8", "T10", "TP9", "TP7", "CP5",
-    "CP3", "CP1", "CPz", "CP2", "CP4", "CP6", "TP8", "TP10", "P9", "P7", "P5", "P3", "P1", "Pz", "P2",
-    "P4", "P6", "P8", "P10", "PO7", "PO3", "POz", "PO4", "PO8", "O1", "Oz", "O2", "Iz", "A1", "A2",
-    "M1", "M2",
+    "Fp1", "Fpz", "Fp2", "AF7", "AF3", "AFz", "AF4", "AF8", "F9", "F7", "F5", "F3", "F1", "Fz",
+    "F2", "F4", "F6", "F8", "F10", "FT9", "FT7", "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6",
+    "FT8", "FT10", "T9", "T7", "C5", "C3", "C1", "Cz", "C2", "C4", "C6", "T8", "T10", "TP9", "TP7",
+    "CP5", "CP3", "CP1", "CPz", "CP2", "CP4", "CP6", "TP8", "TP10", "P9", "P7", "P5", "P3", "P1",
+    "Pz", "P2", "P4", "P6", "P8", "P10", "PO7", "PO3", "POz", "PO4", "PO8", "O1", "Oz", "O2", "Iz",
+    "A1", "A2", "M1", "M2",
 ];
 
 /// Old 10-20 names and their 10-10 equivalents.
@@ -208,8 +239,15 @@ pub fn canonical_label(raw: &str) -> Option<&'static str> {
         s = active.trim();
     }
     let s = s.trim_end_matches('.');
-    let name = ALIASES.iter().find(|(old, _)| old.eq_ignore_ascii_case(s)).map(|(_, new)| *new).unwrap_or(s);
-    TEN_TEN.iter().copied().find(|c| c.eq_ignore_ascii_case(name))
+    let name = ALIASES
+        .iter()
+        .find(|(old, _)| old.eq_ignore_ascii_case(s))
+        .map(|(_, new)| *new)
+        .unwrap_or(s);
+    TEN_TEN
+        .iter()
+        .copied()
+        .find(|c| c.eq_ignore_ascii_case(name))
 }
 
 /// A derivation left out because a channel it needs is missing.
@@ -223,7 +261,12 @@ pub struct MontageWarning {
 
 impl std::fmt::Display for MontageWarning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "derivation {} left out: missing {}", self.derivation, self.missing.join(", "))
+        write!(
+            f,
+            "derivation {} left out: missing {}",
+            self.derivation,
+            self.missing.join(", ")
+        )
     }
 }
 
@@ -259,7 +302,11 @@ impl Montage {
             "double-banana" | "bipolar" | "longitudinal" => Montage::DoubleBanana,
             "transverse" => Montage::Transverse,
             "laplacian" | "hjorth" => Montage::Laplacian,
-            _ => return Err(MontageError::UnknownBuiltin { name: name.to_string() }),
+            _ => {
+                return Err(MontageError::UnknownBuiltin {
+                    name: name.to_string(),
+                });
+            }
         })
     }
 
@@ -269,20 +316,30 @@ impl Montage {
     /// [`MontageError::InvalidJson`] with the position; [`MontageError::Invalid`] for an empty
     /// montage, a derivation without terms or a non-finite weight.
     pub fn from_json(json: &str) -> Result<Self, MontageError> {
-        let m: CustomMontage = serde_json::from_str(json).map_err(|e| MontageError::InvalidJson {
-            line: e.line(),
-            column: e.column(),
-            reason: e.to_string(),
-        })?;
+        let m: CustomMontage =
+            serde_json::from_str(json).map_err(|e| MontageError::InvalidJson {
+                line: e.line(),
+                column: e.column(),
+                reason: e.to_string(),
+            })?;
         if m.derivations.is_empty() {
-            return Err(MontageError::Invalid { index: 0, reason: "no derivations".into() });
+            return Err(MontageError::Invalid {
+                index: 0,
+                reason: "no derivations".into(),
+            });
         }
         for (i, d) in m.derivations.iter().enumerate() {
             if d.terms.is_empty() {
-                return Err(MontageError::Invalid { index: i, reason: format!("{} has no terms", d.label) });
+                return Err(MontageError::Invalid {
+                    index: i,
+                    reason: format!("{} has no terms", d.label),
+                });
             }
             if d.terms.values().any(|w| !w.is_finite()) {
-                return Err(MontageError::Invalid { index: i, reason: format!("{} has a non-finite weight", d.label) });
+                return Err(MontageError::Invalid {
+                    index: i,
+                    reason: format!("{} has a non-finite weight", d.label),
+                });
             }
         }
         Ok(Montage::Custom(m))
@@ -305,39 +362,62 @@ impl Montage {
     /// # Errors
     /// [`MontageError::Empty`] when no derivation can be formed.
     pub fn resolve(&self, channels: &[InputChannel]) -> Result<MontageMatrix, MontageError> {
-        let canon: Vec<Option<&'static str>> = channels.iter().map(|c| canonical_label(&c.label)).collect();
+        let canon: Vec<Option<&'static str>> =
+            channels.iter().map(|c| canonical_label(&c.label)).collect();
         // First occurrence wins when a label repeats (`duplicate_channel_labels.edf`).
         let index_of = |name: &str| canon.iter().position(|c| *c == Some(name));
         let mut b = Builder::new(self.name(), channels.len());
         match self {
             Montage::Referential => {
                 for (i, c) in channels.iter().enumerate() {
-                    b.rows.push(Row { terms: vec![(i, 1.0)], reference: None });
-                    b.labels.push(canon[i].map_or_else(|| c.label.trim().to_string(), str::to_string));
+                    b.rows.push(Row {
+                        terms: vec![(i, 1.0)],
+                        reference: None,
+                    });
+                    b.labels
+                        .push(canon[i].map_or_else(|| c.label.trim().to_string(), str::to_string));
                 }
             }
             Montage::Average => {
-                let scalp: Vec<usize> =
-                    (0..channels.len()).filter(|&i| canon[i].is_some_and(|c| !REFERENCE_SITES.contains(&c))).collect();
-                let good: Vec<usize> = scalp.iter().copied().filter(|&i| !channels[i].bad).collect();
+                let scalp: Vec<usize> = (0..channels.len())
+                    .filter(|&i| canon[i].is_some_and(|c| !REFERENCE_SITES.contains(&c)))
+                    .collect();
+                let good: Vec<usize> = scalp
+                    .iter()
+                    .copied()
+                    .filter(|&i| !channels[i].bad)
+                    .collect();
                 if !good.is_empty() {
                     let w = 1.0 / good.len() as f64;
                     b.references.push(good.iter().map(|&i| (i, w)).collect());
                     for &i in &scalp {
-                        b.rows.push(Row { terms: vec![(i, 1.0)], reference: Some((0, -1.0)) });
-                        b.labels.push(format!("{}-Avg", canon[i].expect("scalp channels are named")));
+                        b.rows.push(Row {
+                            terms: vec![(i, 1.0)],
+                            reference: Some((0, -1.0)),
+                        });
+                        b.labels.push(format!(
+                            "{}-Avg",
+                            canon[i].expect("scalp channels are named")
+                        ));
                     }
                 }
             }
             Montage::DoubleBanana | Montage::Transverse => {
-                let pairs: &[(&str, &str)] = if *self == Montage::DoubleBanana { &DOUBLE_BANANA } else { &TRANSVERSE };
+                let pairs: &[(&str, &str)] = if *self == Montage::DoubleBanana {
+                    &DOUBLE_BANANA
+                } else {
+                    &TRANSVERSE
+                };
                 for (a, c) in pairs {
                     let label = format!("{a}-{c}");
                     match (index_of(a), index_of(c)) {
                         (Some(i), Some(j)) => b.push(label, vec![(i, 1.0), (j, -1.0)]),
                         (ia, ic) => {
-                            let missing: Vec<String> =
-                                [(ia, a), (ic, c)].iter().filter(|(i, _)| i.is_none()).map(|(_, n)| n.to_string()).collect();
+                            let missing: Vec<String> = [(ia, a), (ic, c)]
+                                .iter()
+                                .filter(|(i, _)| i.is_none())
+                                .map(|(_, n)| n.to_string())
+                                .collect();
                             b.warn(label, missing);
                         }
                     }
@@ -350,8 +430,11 @@ impl Montage {
                         b.warn(label, vec![centre.to_string()]);
                         continue;
                     };
-                    let present: Vec<usize> =
-                        neighbours.iter().filter_map(|n| index_of(n)).filter(|&j| !channels[j].bad).collect();
+                    let present: Vec<usize> = neighbours
+                        .iter()
+                        .filter_map(|n| index_of(n))
+                        .filter(|&j| !channels[j].bad)
+                        .collect();
                     if present.is_empty() {
                         b.warn(label, neighbours.iter().map(|n| n.to_string()).collect());
                         continue;
@@ -369,9 +452,11 @@ impl Montage {
                     for (ch, &w) in &d.terms {
                         // Custom terms may name any label; try the canonical 10-10 name first,
                         // then the label exactly as recorded (ECG, EMG, PHOTIC…).
-                        let idx = canonical_label(ch)
-                            .and_then(index_of)
-                            .or_else(|| channels.iter().position(|c| c.label.trim().eq_ignore_ascii_case(ch.trim())));
+                        let idx = canonical_label(ch).and_then(index_of).or_else(|| {
+                            channels
+                                .iter()
+                                .position(|c| c.label.trim().eq_ignore_ascii_case(ch.trim()))
+                        });
                         match idx {
                             Some(i) => terms.push((i, w)),
                             None => missing.push(ch.clone()),
@@ -400,16 +485,29 @@ struct Builder {
 
 impl Builder {
     fn new(name: &str, n_inputs: usize) -> Self {
-        Self { name: name.to_string(), n_inputs, labels: vec![], rows: vec![], references: vec![], warnings: vec![] }
+        Self {
+            name: name.to_string(),
+            n_inputs,
+            labels: vec![],
+            rows: vec![],
+            references: vec![],
+            warnings: vec![],
+        }
     }
 
     fn push(&mut self, label: String, terms: Vec<(usize, f64)>) {
         self.labels.push(label);
-        self.rows.push(Row { terms, reference: None });
+        self.rows.push(Row {
+            terms,
+            reference: None,
+        });
     }
 
     fn warn(&mut self, derivation: String, missing: Vec<String>) {
-        let w = MontageWarning { derivation, missing };
+        let w = MontageWarning {
+            derivation,
+            missing,
+        };
         // Channel labels are electrode names, not health data.
         tracing::warn!(montage = %self.name, "{w}");
         self.warnings.push(w);
@@ -495,7 +593,12 @@ impl MontageMatrix {
 
     /// Compute the shared reference rows for samples `range` of `input` into `scratch`
     /// (`n_references() x range.len()`).
-    pub(crate) fn compute_references(&self, input: ArrayView2<'_, f64>, range: std::ops::Range<usize>, scratch: &mut [Vec<f64>]) {
+    pub(crate) fn compute_references(
+        &self,
+        input: ArrayView2<'_, f64>,
+        range: std::ops::Range<usize>,
+        scratch: &mut [Vec<f64>],
+    ) {
         for (refs, out) in self.references.iter().zip(scratch.iter_mut()) {
             out.clear();
             out.resize(range.len(), 0.0);
@@ -525,7 +628,10 @@ impl MontageMatrix {
         match (row.terms.as_slice(), row.reference) {
             ([(a, wa), (b, wb)], None) => {
                 let (ra, rb) = (input.row(*a), input.row(*b));
-                let (xa, xb) = (&ra.as_slice().expect("standard layout")[range.clone()], &rb.as_slice().expect("standard layout")[range]);
+                let (xa, xb) = (
+                    &ra.as_slice().expect("standard layout")[range.clone()],
+                    &rb.as_slice().expect("standard layout")[range],
+                );
                 for t in 0..n {
                     put(t, wa * xa[t] + wb * xb[t]);
                 }
@@ -564,17 +670,35 @@ impl MontageMatrix {
         mut out: ArrayViewMut2<'_, f64>,
         scratch: &mut Vec<Vec<f64>>,
     ) -> Result<(), MontageError> {
-        let input = if input.is_standard_layout() { input } else {
-            return Err(MontageError::Shape { what: "non-contiguous channels", expected: 0, got: 1 });
+        let input = if input.is_standard_layout() {
+            input
+        } else {
+            return Err(MontageError::Shape {
+                what: "non-contiguous channels",
+                expected: 0,
+                got: 1,
+            });
         };
         if input.nrows() != self.n_inputs {
-            return Err(MontageError::Shape { what: "channels", expected: self.n_inputs, got: input.nrows() });
+            return Err(MontageError::Shape {
+                what: "channels",
+                expected: self.n_inputs,
+                got: input.nrows(),
+            });
         }
         if out.nrows() != self.rows.len() {
-            return Err(MontageError::Shape { what: "derivations", expected: self.rows.len(), got: out.nrows() });
+            return Err(MontageError::Shape {
+                what: "derivations",
+                expected: self.rows.len(),
+                got: out.nrows(),
+            });
         }
         if out.ncols() != input.ncols() {
-            return Err(MontageError::Shape { what: "samples", expected: input.ncols(), got: out.ncols() });
+            return Err(MontageError::Shape {
+                what: "samples",
+                expected: input.ncols(),
+                got: out.ncols(),
+            });
         }
         scratch.resize_with(self.references.len(), Vec::new);
         let n = input.ncols();
@@ -621,7 +745,9 @@ mod tests {
 
     #[test]
     fn bipolar_and_missing_channels() {
-        let m = Montage::DoubleBanana.resolve(&chans(&["FP1", "F7", "T3", "Cz", "Pz"])).unwrap();
+        let m = Montage::DoubleBanana
+            .resolve(&chans(&["FP1", "F7", "T3", "Cz", "Pz"]))
+            .unwrap();
         assert_eq!(m.labels(), ["Fp1-F7", "F7-T7", "Cz-Pz"]);
         assert_eq!(m.warnings().len(), 15);
         let x = array![[10.0, 11.0], [3.0, 1.0], [2.0, 2.0], [5.0, 6.0], [1.0, 0.0]];
@@ -642,10 +768,15 @@ mod tests {
 
     #[test]
     fn laplacian_uses_present_neighbours() {
-        let m = Montage::Laplacian.resolve(&chans(&["Cz", "C3", "C4", "Fz", "ECG"])).unwrap();
+        let m = Montage::Laplacian
+            .resolve(&chans(&["Cz", "C3", "C4", "Fz", "ECG"]))
+            .unwrap();
         let cz = m.labels().iter().position(|l| l == "Cz-Lap").unwrap();
         let dense = m.dense();
-        assert_eq!(dense[cz], vec![1.0, -1.0 / 3.0, -1.0 / 3.0, -1.0 / 3.0, 0.0]);
+        assert_eq!(
+            dense[cz],
+            vec![1.0, -1.0 / 3.0, -1.0 / 3.0, -1.0 / 3.0, 0.0]
+        );
         // Neighbour table is symmetric.
         for (a, ns) in HJORTH_NEIGHBOURS {
             for n in ns {
@@ -664,13 +795,26 @@ mod tests {
                 {"label": "gone", "terms": {"O9": 1}}]}"#,
         )
         .unwrap();
-        let r = m.resolve(&chans(&["EEG C3-REF", "A1", "A2", "ECG"])).unwrap();
+        let r = m
+            .resolve(&chans(&["EEG C3-REF", "A1", "A2", "ECG"]))
+            .unwrap();
         assert_eq!(r.labels(), ["C3-A1A2", "ecg"]);
         assert_eq!(r.warnings()[0].missing, ["O9"]);
-        let e = Montage::from_json(r#"{"name": "x", "derivations": [{"label": "a", "terms": {}}]}"#).unwrap_err();
+        let e =
+            Montage::from_json(r#"{"name": "x", "derivations": [{"label": "a", "terms": {}}]}"#)
+                .unwrap_err();
         assert!(matches!(e, MontageError::Invalid { index: 0, .. }));
-        assert!(matches!(Montage::from_json("{"), Err(MontageError::InvalidJson { .. })));
-        assert!(matches!(Montage::builtin("nope"), Err(MontageError::UnknownBuiltin { .. })));
-        assert_eq!(Montage::builtin("Double_Banana").unwrap(), Montage::DoubleBanana);
+        assert!(matches!(
+            Montage::from_json("{"),
+            Err(MontageError::InvalidJson { .. })
+        ));
+        assert!(matches!(
+            Montage::builtin("nope"),
+            Err(MontageError::UnknownBuiltin { .. })
+        ));
+        assert_eq!(
+            Montage::builtin("Double_Banana").unwrap(),
+            Montage::DoubleBanana
+        );
     }
 }

@@ -9,12 +9,17 @@ use theta_query::dsp::{BandType, FiltFiltPad, Sos, Welch, butter, iirnotch, sosf
 
 fn golden() -> Value {
     let path = theta_fixtures::scipy_golden_path();
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("golden JSON parses")
 }
 
 fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number"))
+        .collect()
 }
 
 fn rows(v: &Value) -> Vec<[f64; 6]> {
@@ -52,7 +57,10 @@ fn assert_sections(got: &Sos, want: &[[f64; 6]], what: &str) {
 fn max_err(got: &[f64], want: &[f64]) -> (f64, f64) {
     assert_eq!(got.len(), want.len());
     let peak = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let err = got.iter().zip(want).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    let err = got
+        .iter()
+        .zip(want)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
     (err, peak)
 }
 
@@ -79,7 +87,11 @@ fn every_design_matches_scipy() {
             };
             let bt = d["btype"].as_str().unwrap();
             let sos = butter(order, &wn, btype(bt), fs).unwrap();
-            assert_sections(&sos, &rows(&d["sos"]), &format!("butter({order}, {wn:?}, {bt}, fs={fs})"));
+            assert_sections(
+                &sos,
+                &rows(&d["sos"]),
+                &format!("butter({order}, {wn:?}, {bt}, fs={fs})"),
+            );
         }
         n += 1;
     }
@@ -103,7 +115,13 @@ fn design_from_text(text: &str, fs: f64) -> Sos {
         .split(',')
         .map(|v| v.trim().parse().unwrap())
         .collect();
-    butter(order.trim().parse().unwrap(), &wn, btype(bt.trim().trim_matches('\'')), fs).unwrap()
+    butter(
+        order.trim().parse().unwrap(),
+        &wn,
+        btype(bt.trim().trim_matches('\'')),
+        fs,
+    )
+    .unwrap()
 }
 
 #[test]
@@ -111,10 +129,18 @@ fn every_filter_case_matches_scipy() {
     let g = golden();
     let cases = g["filters"].as_array().unwrap();
     for c in cases {
-        let what = format!("{} / {}", c["source"].as_str().unwrap(), c["design"].as_str().unwrap());
+        let what = format!(
+            "{} / {}",
+            c["source"].as_str().unwrap(),
+            c["design"].as_str().unwrap()
+        );
         let fs = c["fs"].as_f64().unwrap();
         let want_sos = rows(&c["sos"]);
-        assert_sections(&design_from_text(c["design"].as_str().unwrap(), fs), &want_sos, &what);
+        assert_sections(
+            &design_from_text(c["design"].as_str().unwrap(), fs),
+            &want_sos,
+            &what,
+        );
         let sos = Sos::try_new(want_sos).unwrap();
         let x = floats(&c["x"]);
 
@@ -124,11 +150,17 @@ fn every_filter_case_matches_scipy() {
 
         let y = sosfiltfilt(&sos, &x, FiltFiltPad::Odd).unwrap();
         let (err, peak) = max_err(&y, &floats(&c["sosfiltfilt_odd"]));
-        assert!(err <= 1e-9 * peak, "{what}: sosfiltfilt odd err {err} peak {peak}");
+        assert!(
+            err <= 1e-9 * peak,
+            "{what}: sosfiltfilt odd err {err} peak {peak}"
+        );
 
         let y = sosfiltfilt(&sos, &x, FiltFiltPad::None).unwrap();
         let (err, peak) = max_err(&y, &floats(&c["sosfiltfilt_nopad"]));
-        assert!(err <= 1e-9 * peak, "{what}: sosfiltfilt nopad err {err} peak {peak}");
+        assert!(
+            err <= 1e-9 * peak,
+            "{what}: sosfiltfilt nopad err {err} peak {peak}"
+        );
     }
     assert!(cases.len() >= 30);
 }
@@ -141,7 +173,12 @@ fn every_welch_case_matches_scipy() {
         let call = c["call"].as_str().unwrap();
         let arg = |name: &str| -> usize {
             let at = call.find(&format!("{name}=")).unwrap() + name.len() + 1;
-            call[at..].split(|ch: char| !ch.is_ascii_digit()).next().unwrap().parse().unwrap()
+            call[at..]
+                .split(|ch: char| !ch.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
         };
         let fs = c["fs"].as_f64().unwrap();
         let x = floats(&c["x"]);

@@ -25,7 +25,11 @@ pub struct Band {
 impl Band {
     /// A band `[lo, hi)`.
     pub fn new(name: impl Into<String>, lo: f64, hi: f64) -> Self {
-        Self { name: name.into(), lo, hi }
+        Self {
+            name: name.into(),
+            lo,
+            hi,
+        }
     }
 }
 
@@ -60,7 +64,10 @@ pub fn validate_bands(bands: &[Band]) -> Result<()> {
         if !(b.lo.is_finite() && b.hi.is_finite() && b.lo >= 0.0 && b.lo < b.hi) {
             return Err(DspError::InvalidParameter {
                 field: "bands",
-                reason: format!("band {:?} must have 0 <= lo < hi, got [{}, {})", b.name, b.lo, b.hi),
+                reason: format!(
+                    "band {:?} must have 0 <= lo < hi, got [{}, {})",
+                    b.name, b.lo, b.hi
+                ),
             });
         }
     }
@@ -89,9 +96,20 @@ impl BandPowers {
         let absolute: Vec<f64> = bands.iter().map(|b| band_power(psd, b.lo, b.hi)).collect();
         let lo = bands.iter().map(|b| b.lo).fold(f64::INFINITY, f64::min);
         let hi = bands.iter().map(|b| b.hi).fold(f64::NEG_INFINITY, f64::max);
-        let total = if bands.is_empty() { 0.0 } else { band_power(psd, lo, hi) };
-        let relative = absolute.iter().map(|p| if total > 0.0 { p / total } else { 0.0 }).collect();
-        Ok(Self { names: bands.iter().map(|b| b.name.clone()).collect(), absolute, relative })
+        let total = if bands.is_empty() {
+            0.0
+        } else {
+            band_power(psd, lo, hi)
+        };
+        let relative = absolute
+            .iter()
+            .map(|p| if total > 0.0 { p / total } else { 0.0 })
+            .collect();
+        Ok(Self {
+            names: bands.iter().map(|b| b.name.clone()).collect(),
+            absolute,
+            relative,
+        })
     }
 }
 
@@ -104,7 +122,10 @@ mod tests {
     fn alpha_sine_lands_in_alpha_and_partition_adds_up() {
         let fs = 256.0;
         let x: Vec<f64> = (0..256 * 30)
-            .map(|i| 20.0 * (2.0 * std::f64::consts::PI * 10.0 * i as f64 / fs).sin() + ((i * 13) % 7) as f64)
+            .map(|i| {
+                20.0 * (2.0 * std::f64::consts::PI * 10.0 * i as f64 / fs).sin()
+                    + ((i * 13) % 7) as f64
+            })
             .collect();
         let psd = Welch::try_new(fs, 512, 256).unwrap().psd(&x).unwrap();
         let bp = BandPowers::from_psd(&psd, &default_bands()).unwrap();

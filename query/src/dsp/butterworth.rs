@@ -74,7 +74,10 @@ pub fn butter(order: usize, wn: &[f64], btype: BandType, fs: f64) -> Result<Sos>
         });
     }
     // Normalise to Nyquist, then pre-warp with SciPy's internal fs = 2.
-    let warped: Vec<f64> = wn.iter().map(|w| 4.0 * (PI * (w / nyq) / 2.0).tan()).collect();
+    let warped: Vec<f64> = wn
+        .iter()
+        .map(|w| 4.0 * (PI * (w / nyq) / 2.0).tan())
+        .collect();
     let (z, p, k) = buttap(order);
     let (z, p, k) = match btype {
         BandType::Lowpass => lp2lp(&z, &p, k, warped[0]),
@@ -107,7 +110,11 @@ fn buttap(n: usize) -> Zpk {
 
 fn lp2lp(z: &[C], p: &[C], k: f64, wo: f64) -> Zpk {
     let degree = p.len() - z.len();
-    (z.iter().map(|v| v * wo).collect(), p.iter().map(|v| v * wo).collect(), k * wo.powi(degree as i32))
+    (
+        z.iter().map(|v| v * wo).collect(),
+        p.iter().map(|v| v * wo).collect(),
+        k * wo.powi(degree as i32),
+    )
 }
 
 fn lp2hp(z: &[C], p: &[C], k: f64, wo: f64) -> Zpk {
@@ -157,7 +164,11 @@ fn bilinear(z: &[C], p: &[C], k: f64, fs: f64) -> Zpk {
     let mut zz: Vec<C> = z.iter().map(|v| div(fs2 + v, fs2 - v)).collect();
     let pz = p.iter().map(|v| div(fs2 + v, fs2 - v)).collect();
     zz.extend(std::iter::repeat_n(C::new(-1.0, 0.0), degree));
-    let k = k * div(prod(z.iter().map(|v| fs2 - v)), prod(p.iter().map(|v| fs2 - v))).re;
+    let k = k * div(
+        prod(z.iter().map(|v| fs2 - v)),
+        prod(p.iter().map(|v| fs2 - v)),
+    )
+    .re;
     (zz, pz, k)
 }
 
@@ -182,7 +193,11 @@ fn div(a: C, b: C) -> C {
 fn csqrt(z: C) -> C {
     let (x, y) = (z.re, z.im);
     if y == 0.0 {
-        return if x < 0.0 { C::new(0.0, (-x).sqrt().copysign(y)) } else { C::new(x.sqrt(), y) };
+        return if x < 0.0 {
+            C::new(0.0, (-x).sqrt().copysign(y))
+        } else {
+            C::new(x.sqrt(), y)
+        };
     }
     if x == 0.0 {
         let r = (0.5 * y.abs()).sqrt();
@@ -207,13 +222,24 @@ fn cplxreal(v: &[C]) -> Vec<C> {
     let tol = 100.0 * f64::EPSILON;
     let mut z = v.to_vec();
     // lexsort((|imag|, real)): by real part, then |imag|; stable.
-    z.sort_by(|a, b| a.re.total_cmp(&b.re).then(a.im.abs().total_cmp(&b.im.abs())));
+    z.sort_by(|a, b| {
+        a.re.total_cmp(&b.re)
+            .then(a.im.abs().total_cmp(&b.im.abs()))
+    });
     let is_real = |c: &C| c.im.abs() <= tol * c.norm();
-    let reals: Vec<C> = z.iter().filter(|c| is_real(c)).map(|c| C::new(c.re, 0.0)).collect();
+    let reals: Vec<C> = z
+        .iter()
+        .filter(|c| is_real(c))
+        .map(|c| C::new(c.re, 0.0))
+        .collect();
     let cplx: Vec<C> = z.iter().filter(|c| !is_real(c)).copied().collect();
     let mut zp: Vec<C> = cplx.iter().filter(|c| c.im > 0.0).copied().collect();
     let mut zn: Vec<C> = cplx.iter().filter(|c| c.im < 0.0).copied().collect();
-    assert_eq!(zp.len(), zn.len(), "Butterworth roots come in conjugate pairs");
+    assert_eq!(
+        zp.len(),
+        zn.len(),
+        "Butterworth roots come in conjugate pairs"
+    );
     // Within runs of (nearly) equal real part, order by |imag|.
     let mut start = 0;
     while start < zp.len() {
@@ -227,7 +253,11 @@ fn cplxreal(v: &[C]) -> Vec<C> {
         }
         start = stop;
     }
-    let mut out: Vec<C> = zp.iter().zip(&zn).map(|(a, b)| (a + b.conj()) / 2.0).collect();
+    let mut out: Vec<C> = zp
+        .iter()
+        .zip(&zn)
+        .map(|(a, b)| (a + b.conj()) / 2.0)
+        .collect();
     out.extend(reals);
     out
 }

@@ -23,7 +23,12 @@ pub fn column_range(j: usize, n: usize, px: usize) -> std::ops::Range<usize> {
     // u128 keeps j * n exact for any realistic page.
     let start = (j as u128 * n as u128 / px as u128) as usize;
     let end = ((j as u128 + 1) * n as u128 / px as u128) as usize;
-    if end > start { start..end } else { let s = start.min(n - 1); s..s + 1 }
+    if end > start {
+        start..end
+    } else {
+        let s = start.min(n - 1);
+        s..s + 1
+    }
 }
 
 /// Min/max of `x` into `px` columns, written into `min` and `max` (each at least `px` long).
@@ -37,7 +42,13 @@ pub fn minmax_into(x: &[f64], px: usize, min: &mut [f64], max: &mut [f64]) {
 
 /// Min/max over a trace given by an index function (used on lane-interleaved buffers).
 #[inline]
-pub(crate) fn minmax_strided(n: usize, px: usize, at: impl Fn(usize) -> f64, min: &mut [f64], max: &mut [f64]) {
+pub(crate) fn minmax_strided(
+    n: usize,
+    px: usize,
+    at: impl Fn(usize) -> f64,
+    min: &mut [f64],
+    max: &mut [f64],
+) {
     if n == 0 {
         min[..px].fill(f64::NAN);
         max[..px].fill(f64::NAN);
@@ -58,7 +69,10 @@ pub(crate) fn minmax_strided(n: usize, px: usize, at: impl Fn(usize) -> f64, min
 
 /// Min/max of `x` into `px` columns (allocating twin of [`minmax_into`]).
 pub fn minmax_columns(x: &[f64], px: usize) -> MinMax {
-    let mut out = MinMax { min: vec![0.0; px], max: vec![0.0; px] };
+    let mut out = MinMax {
+        min: vec![0.0; px],
+        max: vec![0.0; px],
+    };
     minmax_into(x, px, &mut out.min, &mut out.max);
     out
 }

@@ -60,6 +60,9 @@ pub(crate) fn positive(field: &'static str, v: f64) -> Result<f64> {
     if v.is_finite() && v > 0.0 {
         Ok(v)
     } else {
-        Err(DspError::InvalidParameter { field, reason: format!("must be a finite number > 0, got {v}") })
+        Err(DspError::InvalidParameter {
+            field,
+            reason: format!("must be a finite number > 0, got {v}"),
+        })
     }
 }

@@ -51,7 +51,11 @@ pub fn sosfilt_into(sos: &Sos, x: &[f64], zi: &mut [[f64; 2]], y: &mut [f64]) {
 pub fn sosfilt(sos: &Sos, x: &[f64], zi: Option<&[[f64; 2]]>) -> Result<(Vec<f64>, Vec<[f64; 2]>)> {
     let mut state = match zi {
         Some(z) if z.len() != sos.n_sections() => {
-            return Err(DspError::ShapeMismatch { what: "zi", expected: sos.n_sections(), got: z.len() });
+            return Err(DspError::ShapeMismatch {
+                what: "zi",
+                expected: sos.n_sections(),
+                got: z.len(),
+            });
         }
         Some(z) => z.to_vec(),
         None => vec![[0.0; 2]; sos.n_sections()],
@@ -74,7 +78,11 @@ pub fn sosfiltfilt(sos: &Sos, x: &[f64], pad: FiltFiltPad) -> Result<Vec<f64>> {
         FiltFiltPad::None => 0,
     };
     if x.len() <= edge {
-        return Err(DspError::TooShort { operation: "sosfiltfilt", len: x.len(), needed: edge + 1 });
+        return Err(DspError::TooShort {
+            operation: "sosfiltfilt",
+            len: x.len(),
+            needed: edge + 1,
+        });
     }
     let mut ext = Vec::with_capacity(x.len() + 2 * edge);
     odd_ext_left(x, edge, &mut ext);
@@ -188,7 +196,9 @@ mod tests {
 
     #[test]
     fn stateful_blocks_equal_one_call() {
-        let x: Vec<f64> = (0..1000).map(|i| ((i * 7919) % 113) as f64 - 50.0).collect();
+        let x: Vec<f64> = (0..1000)
+            .map(|i| ((i * 7919) % 113) as f64 - 50.0)
+            .collect();
         let (whole, _) = sosfilt(&hp(), &x, None).unwrap();
         let mut f = SosFilter::new(hp());
         let mut out = vec![0.0; x.len()];
@@ -214,7 +224,10 @@ mod tests {
     fn too_short_is_refused() {
         let sos = hp();
         let n = sos.default_padlen();
-        assert!(matches!(sosfiltfilt(&sos, &vec![0.0; n], FiltFiltPad::Odd), Err(DspError::TooShort { .. })));
+        assert!(matches!(
+            sosfiltfilt(&sos, &vec![0.0; n], FiltFiltPad::Odd),
+            Err(DspError::TooShort { .. })
+        ));
         assert!(sosfiltfilt(&sos, &vec![0.0; n + 1], FiltFiltPad::Odd).is_ok());
         assert!(sosfiltfilt(&sos, &[0.0], FiltFiltPad::None).is_ok());
     }

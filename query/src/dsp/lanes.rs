@@ -12,7 +12,11 @@ pub(crate) type LaneState<const L: usize> = [[f64; L]; 2];
 
 /// Set every section's state to `zi * x0` (steady state of a constant input, per lane).
 #[inline]
-pub(crate) fn steady_state<const L: usize>(zi: &[[f64; 2]], x0: &[f64; L], state: &mut [LaneState<L>]) {
+pub(crate) fn steady_state<const L: usize>(
+    zi: &[[f64; 2]],
+    x0: &[f64; L],
+    state: &mut [LaneState<L>],
+) {
     for (s, z) in state.iter_mut().zip(zi) {
         for l in 0..L {
             s[0][l] = z[0] * x0[l];
@@ -37,14 +41,22 @@ fn step<const L: usize>(sections: &[[f64; 6]], state: &mut [LaneState<L>], v: &m
 }
 
 /// Filter `buf` forward in place from `state` (direct-form II transposed, SciPy's operation order).
-pub(crate) fn forward<const L: usize>(sections: &[[f64; 6]], state: &mut [LaneState<L>], buf: &mut [[f64; L]]) {
+pub(crate) fn forward<const L: usize>(
+    sections: &[[f64; 6]],
+    state: &mut [LaneState<L>],
+    buf: &mut [[f64; L]],
+) {
     for v in buf.iter_mut() {
         step(sections, state, v);
     }
 }
 
 /// Filter `buf` backward (last sample first) in place from `state`.
-pub(crate) fn backward<const L: usize>(sections: &[[f64; 6]], state: &mut [LaneState<L>], buf: &mut [[f64; L]]) {
+pub(crate) fn backward<const L: usize>(
+    sections: &[[f64; 6]],
+    state: &mut [LaneState<L>],
+    buf: &mut [[f64; L]],
+) {
     for v in buf.iter_mut().rev() {
         step(sections, state, v);
     }

@@ -19,7 +19,10 @@ pub fn iirnotch(w0: f64, q: f64, fs: f64) -> Result<Sos> {
     if !(w.is_finite() && w > 0.0 && w < 1.0) {
         return Err(DspError::InvalidParameter {
             field: "notch",
-            reason: format!("notch frequency {w0} Hz must be strictly between 0 and Nyquist ({} Hz)", fs / 2.0),
+            reason: format!(
+                "notch frequency {w0} Hz must be strictly between 0 and Nyquist ({} Hz)",
+                fs / 2.0
+            ),
         });
     }
     let bw = w / q * PI;
@@ -27,7 +30,14 @@ pub fn iirnotch(w0: f64, q: f64, fs: f64) -> Result<Sos> {
     let beta = (bw / 2.0).tan();
     let gain = 1.0 / (1.0 + beta);
     let c = w.cos();
-    Sos::try_new(vec![[gain, gain * (-2.0 * c), gain, 1.0, -2.0 * gain * c, 2.0 * gain - 1.0]])
+    Sos::try_new(vec![[
+        gain,
+        gain * (-2.0 * c),
+        gain,
+        1.0,
+        -2.0 * gain * c,
+        2.0 * gain - 1.0,
+    ]])
 }
 
 /// `base`, `2 base`, `3 base`… strictly below Nyquist (mains harmonics to notch).
@@ -35,7 +45,10 @@ pub fn notch_harmonics(base: f64, fs: f64) -> Vec<f64> {
     if !(base.is_finite() && base > 0.0 && fs.is_finite() && fs > 0.0) {
         return Vec::new();
     }
-    (1..).map(|k| k as f64 * base).take_while(|f| *f < fs / 2.0).collect()
+    (1..)
+        .map(|k| k as f64 * base)
+        .take_while(|f| *f < fs / 2.0)
+        .collect()
 }
 
 #[cfg(test)]
@@ -55,6 +68,9 @@ mod tests {
     #[test]
     fn harmonics_stop_below_nyquist() {
         assert_eq!(notch_harmonics(50.0, 256.0), vec![50.0, 100.0]);
-        assert_eq!(notch_harmonics(60.0, 500.0), vec![60.0, 120.0, 180.0, 240.0]);
+        assert_eq!(
+            notch_harmonics(60.0, 500.0),
+            vec![60.0, 120.0, 180.0, 240.0]
+        );
     }
 }

@@ -52,7 +52,10 @@ pub struct PageEdges {
 impl PageEdges {
     /// Edges of a block `[lo, hi)` of a recording of `n` samples.
     pub fn of_block(lo: usize, hi: usize, n: usize) -> Self {
-        Self { at_recording_start: lo == 0, at_recording_end: hi >= n }
+        Self {
+            at_recording_start: lo == 0,
+            at_recording_end: hi >= n,
+        }
     }
 }
 
@@ -104,7 +107,13 @@ impl FilterPlan {
         }
         let edge = sos.default_padlen();
         let padding = transient_len(&sos, tolerance * SAFETY).max(edge + 1);
-        Ok(Self { zi: sos.zi(), sos, edge, padding, phase })
+        Ok(Self {
+            zi: sos.zi(),
+            sos,
+            edge,
+            padding,
+            phase,
+        })
     }
 
     /// The cascade.
@@ -153,7 +162,12 @@ impl FilterPlan {
     /// [`DspError::InsufficientPadding`] when a side has less padding than the plan needs and is not
     /// a recording edge; [`DspError::TooShort`] when an edge block is too short to reflect;
     /// [`DspError::ShapeMismatch`] when `page` is not inside `data`.
-    pub fn filter_page(&self, data: &[f64], page: Range<usize>, edges: PageEdges) -> Result<Vec<f64>> {
+    pub fn filter_page(
+        &self,
+        data: &[f64],
+        page: Range<usize>,
+        edges: PageEdges,
+    ) -> Result<Vec<f64>> {
         let layout = self.layout(data.len(), page.clone(), edges)?;
         let mut work = vec![[0.0f64; 1]; layout.work_len];
         for (w, v) in work[layout.data_offset..].iter_mut().zip(data) {
@@ -164,22 +178,46 @@ impl FilterPlan {
     }
 
     /// Where data, extensions and the page sit in a working buffer (see [`PageLayout`]).
-    pub(crate) fn layout(&self, data_len: usize, page: Range<usize>, edges: PageEdges) -> Result<PageLayout> {
+    pub(crate) fn layout(
+        &self,
+        data_len: usize,
+        page: Range<usize>,
+        edges: PageEdges,
+    ) -> Result<PageLayout> {
         if page.start > page.end || page.end > data_len {
-            return Err(DspError::ShapeMismatch { what: "page end", expected: data_len, got: page.end });
+            return Err(DspError::ShapeMismatch {
+                what: "page end",
+                expected: data_len,
+                got: page.end,
+            });
         }
         let after = data_len - page.end;
         if !edges.at_recording_start && page.start < self.padding_before() {
-            return Err(DspError::InsufficientPadding { side: "left", given: page.start, needed: self.padding_before() });
+            return Err(DspError::InsufficientPadding {
+                side: "left",
+                given: page.start,
+                needed: self.padding_before(),
+            });
         }
         if !edges.at_recording_end && after < self.padding_after() {
-            return Err(DspError::InsufficientPadding { side: "right", given: after, needed: self.padding_after() });
+            return Err(DspError::InsufficientPadding {
+                side: "right",
+                given: after,
+                needed: self.padding_after(),
+            });
         }
         let zero_phase = self.phase == Phase::ZeroPhase;
         let reflect = |at: bool| if at && zero_phase { self.edge } else { 0 };
-        let (left, right) = (reflect(edges.at_recording_start), reflect(edges.at_recording_end));
+        let (left, right) = (
+            reflect(edges.at_recording_start),
+            reflect(edges.at_recording_end),
+        );
         if (left > 0 || right > 0) && data_len <= self.edge {
-            return Err(DspError::TooShort { operation: "sosfiltfilt", len: data_len, needed: self.edge + 1 });
+            return Err(DspError::TooShort {
+                operation: "sosfiltfilt",
+                len: data_len,
+                needed: self.edge + 1,
+            });
         }
         // A causal page needs nothing after the page.
         let used = if zero_phase { data_len } else { page.end };
@@ -278,7 +316,11 @@ fn transient_len(sos: &Sos, threshold: f64) -> usize {
             }
             x = 0.0;
             total += v.abs();
-            quiet = if v.abs() < 1e-16 * total.max(1.0) { quiet + 1 } else { 0 };
+            quiet = if v.abs() < 1e-16 * total.max(1.0) {
+                quiet + 1
+            } else {
+                0
+            };
             n += 1;
             if n > 1 << 26 {
                 break;
@@ -334,10 +376,14 @@ mod tests {
         let mut seed = 12345u64;
         (0..n)
             .map(|i| {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let noise = ((seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 10.0;
                 let t = i as f64 / 256.0;
-                5000.0 + 300.0 * (0.05 * t).sin() + 30.0 * (2.0 * std::f64::consts::PI * 10.0 * t).sin()
+                5000.0
+                    + 300.0 * (0.05 * t).sin()
+                    + 30.0 * (2.0 * std::f64::consts::PI * 10.0 * t).sin()
                     + 8.0 * (2.0 * std::f64::consts::PI * 50.0 * t).sin()
                     + noise
             })
@@ -347,13 +393,23 @@ mod tests {
     #[test]
     fn padding_grows_as_the_cutoff_falls() {
         let p = |f: f64| {
-            FilterPlan::new(butter(4, &[f], BandType::Highpass, 256.0).unwrap(), Phase::ZeroPhase)
-                .unwrap()
-                .padding_before()
+            FilterPlan::new(
+                butter(4, &[f], BandType::Highpass, 256.0).unwrap(),
+                Phase::ZeroPhase,
+            )
+            .unwrap()
+            .padding_before()
         };
         let (a, b) = (p(0.5), p(0.1));
-        let std = FilterSpec { highpass: Some(0.5), lowpass: Some(70.0), notch: vec![50.0], ..Default::default() };
-        let c = FilterPlan::new(std.build(256.0).unwrap(), Phase::ZeroPhase).unwrap().padding_before();
+        let std = FilterSpec {
+            highpass: Some(0.5),
+            lowpass: Some(70.0),
+            notch: vec![50.0],
+            ..Default::default()
+        };
+        let c = FilterPlan::new(std.build(256.0).unwrap(), Phase::ZeroPhase)
+            .unwrap()
+            .padding_before();
         eprintln!("padding at 256 Hz: hp 0.5 = {a}, hp 0.1 = {b}, hp 0.5 + lp 70 + notch 50 = {c}");
         assert!(a > 256 * 8 && a < 256 * 30, "{a}");
         assert!(b > 4 * a && b < 6 * a, "{a} {b}");
@@ -373,7 +429,11 @@ mod tests {
             let reference = match phase {
                 Phase::ZeroPhase => whole.clone(),
                 Phase::Causal => {
-                    let zi: Vec<[f64; 2]> = sos.zi().iter().map(|z| [z[0] * x[0], z[1] * x[0]]).collect();
+                    let zi: Vec<[f64; 2]> = sos
+                        .zi()
+                        .iter()
+                        .map(|z| [z[0] * x[0], z[1] * x[0]])
+                        .collect();
                     crate::dsp::sosfilt(&sos, &x, Some(&zi)).unwrap().0
                 }
             };
@@ -383,21 +443,41 @@ mod tests {
                 let read = plan.read_range(start..end, x.len());
                 let edges = PageEdges::of_block(read.start, read.end, x.len());
                 let got = plan
-                    .filter_page(&x[read.clone()], start - read.start..end - read.start, edges)
+                    .filter_page(
+                        &x[read.clone()],
+                        start - read.start..end - read.start,
+                        edges,
+                    )
                     .unwrap();
                 let want = &reference[start..end];
                 let rms = (want.iter().map(|v| v * v).sum::<f64>() / want.len() as f64).sqrt();
-                let err = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-                assert!(err <= 1e-6 * rms, "{phase:?} page at {start}: err {err} rms {rms}");
+                let err = got
+                    .iter()
+                    .zip(want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(
+                    err <= 1e-6 * rms,
+                    "{phase:?} page at {start}: err {err} rms {rms}"
+                );
             }
         }
     }
 
     #[test]
     fn missing_padding_is_refused() {
-        let plan = FilterPlan::new(butter(2, &[1.0], BandType::Highpass, 100.0).unwrap(), Phase::ZeroPhase).unwrap();
+        let plan = FilterPlan::new(
+            butter(2, &[1.0], BandType::Highpass, 100.0).unwrap(),
+            Phase::ZeroPhase,
+        )
+        .unwrap();
         let x = vec![0.0; 10];
-        let e = plan.filter_page(&x, 2..8, PageEdges::default()).unwrap_err();
-        assert!(matches!(e, DspError::InsufficientPadding { side: "left", .. }));
+        let e = plan
+            .filter_page(&x, 2..8, PageEdges::default())
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            DspError::InsufficientPadding { side: "left", .. }
+        ));
     }
 }

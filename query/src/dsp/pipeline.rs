@@ -8,12 +8,12 @@
 //! the [`PageProcessor`] and reused from page to page: after the first page of a given size, a page
 //! allocates nothing but rayon's task bookkeeping.
 
+use super::decimate::minmax_strided;
 use super::error::{DspError, Result};
 use super::lanes::LANES;
 use super::page::{FilterPlan, PageEdges, PageLayout};
-use super::decimate::minmax_strided;
 use crate::montage::MontageMatrix;
-use ndarray::{ArrayView2};
+use ndarray::ArrayView2;
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -30,11 +30,22 @@ impl PagePlan {
     ///
     /// # Errors
     /// [`DspError::InvalidParameter`] when `px` is `Some(0)`.
-    pub fn try_new(montage: MontageMatrix, filter: Option<FilterPlan>, px: Option<usize>) -> Result<Self> {
+    pub fn try_new(
+        montage: MontageMatrix,
+        filter: Option<FilterPlan>,
+        px: Option<usize>,
+    ) -> Result<Self> {
         if px == Some(0) {
-            return Err(DspError::InvalidParameter { field: "px", reason: "must be at least 1".into() });
+            return Err(DspError::InvalidParameter {
+                field: "px",
+                reason: "must be at least 1".into(),
+            });
         }
-        Ok(Self { montage, filter, px })
+        Ok(Self {
+            montage,
+            filter,
+            px,
+        })
     }
 
     /// The resolved montage.
@@ -106,7 +117,11 @@ impl Page {
 
     /// Samples or min/max.
     pub fn kind(&self) -> PageKind {
-        if self.minmax { PageKind::MinMax } else { PageKind::Samples }
+        if self.minmax {
+            PageKind::MinMax
+        } else {
+            PageKind::Samples
+        }
     }
 
     /// Columns per row (page samples, or pixels).
@@ -115,8 +130,11 @@ impl Page {
     }
 
     fn view<'s>(&self, v: &'s [f64]) -> ArrayView2<'s, f64> {
-        ArrayView2::from_shape((self.labels.len(), self.width), &v[..self.labels.len() * self.width])
-            .expect("page buffers are sized rows x width")
+        ArrayView2::from_shape(
+            (self.labels.len(), self.width),
+            &v[..self.labels.len() * self.width],
+        )
+        .expect("page buffers are sized rows x width")
     }
 
     /// The samples (`derivations x samples`), for a [`PageKind::Samples`] page.
@@ -148,8 +166,17 @@ impl PageProcessor {
     /// A processor for `plan`.
     pub fn new(plan: PagePlan) -> Self {
         let n_groups = plan.montage.n_derivations().div_ceil(LANES);
-        let page = Page { labels: plan.montage.labels().to_vec(), minmax: plan.px.is_some(), ..Page::default() };
-        Self { plan, groups: vec![Vec::new(); n_groups], references: Vec::new(), page }
+        let page = Page {
+            labels: plan.montage.labels().to_vec(),
+            minmax: plan.px.is_some(),
+            ..Page::default()
+        };
+        Self {
+            plan,
+            groups: vec![Vec::new(); n_groups],
+            references: Vec::new(),
+            page,
+        }
     }
 
     /// The plan.
@@ -167,16 +194,28 @@ impl PageProcessor {
         let montage = &self.plan.montage;
         let data = input.data;
         if data.nrows() != montage.n_inputs() {
-            return Err(DspError::ShapeMismatch { what: "channels", expected: montage.n_inputs(), got: data.nrows() });
+            return Err(DspError::ShapeMismatch {
+                what: "channels",
+                expected: montage.n_inputs(),
+                got: data.nrows(),
+            });
         }
         if !data.is_standard_layout() {
-            return Err(DspError::ShapeMismatch { what: "row-contiguous block", expected: 1, got: 0 });
+            return Err(DspError::ShapeMismatch {
+                what: "row-contiguous block",
+                expected: 1,
+                got: 0,
+            });
         }
         let layout = match &self.plan.filter {
             Some(f) => f.layout(data.ncols(), input.page.clone(), input.edges)?,
             None => {
                 if input.page.start > input.page.end || input.page.end > data.ncols() {
-                    return Err(DspError::ShapeMismatch { what: "page end", expected: data.ncols(), got: input.page.end });
+                    return Err(DspError::ShapeMismatch {
+                        what: "page end",
+                        expected: data.ncols(),
+                        got: input.page.end,
+                    });
                 }
                 PageLayout {
                     work_len: input.page.len(),
@@ -189,10 +228,15 @@ impl PageProcessor {
             }
         };
         // Data columns the working buffer's data part holds.
-        let src_start = if self.plan.filter.is_some() { 0 } else { input.page.start };
+        let src_start = if self.plan.filter.is_some() {
+            0
+        } else {
+            input.page.start
+        };
         let src = src_start..src_start + layout.data_len;
 
-        self.references.resize_with(montage.n_references(), Vec::new);
+        self.references
+            .resize_with(montage.n_references(), Vec::new);
         montage.compute_references(data, src.clone(), &mut self.references);
 
         let n_rows = montage.n_derivations();
@@ -206,8 +250,11 @@ impl PageProcessor {
         }
         let (filter, px, references) = (self.plan.filter.as_ref(), self.plan.px, &self.references);
         let chunk = LANES * width;
-        let mut b_chunks: Vec<&mut [f64]> =
-            if page.minmax { page.b.chunks_mut(chunk).collect() } else { Vec::new() };
+        let mut b_chunks: Vec<&mut [f64]> = if page.minmax {
+            page.b.chunks_mut(chunk).collect()
+        } else {
+            Vec::new()
+        };
         b_chunks.resize_with(self.groups.len(), Default::default);
         self.groups
             .par_iter_mut()
@@ -258,31 +305,53 @@ mod tests {
     fn block(ch: usize, n: usize) -> Array2<f64> {
         Array2::from_shape_fn((ch, n), |(c, t)| {
             let t = t as f64 / 256.0;
-            1000.0 * c as f64 + 40.0 * (2.0 * std::f64::consts::PI * (3.0 + c as f64) * t).sin() + 5.0 * (2.0 * std::f64::consts::PI * 50.0 * t).cos()
+            1000.0 * c as f64
+                + 40.0 * (2.0 * std::f64::consts::PI * (3.0 + c as f64) * t).sin()
+                + 5.0 * (2.0 * std::f64::consts::PI * 50.0 * t).cos()
         })
     }
 
     #[test]
     fn pipeline_equals_montage_then_filtfilt() {
-        let labels = ["Fp1", "F7", "T7", "P7", "O1", "F3", "C3", "P3", "Fz", "Cz", "Pz"];
+        let labels = [
+            "Fp1", "F7", "T7", "P7", "O1", "F3", "C3", "P3", "Fz", "Cz", "Pz",
+        ];
         let chans: Vec<InputChannel> = labels.iter().map(|l| InputChannel::new(*l)).collect();
         let montage = Montage::DoubleBanana.resolve(&chans).unwrap();
-        let sos = FilterSpec { highpass: Some(1.0), lowpass: Some(40.0), notch: vec![50.0], ..Default::default() }
-            .build(256.0)
-            .unwrap();
+        let sos = FilterSpec {
+            highpass: Some(1.0),
+            lowpass: Some(40.0),
+            notch: vec![50.0],
+            ..Default::default()
+        }
+        .build(256.0)
+        .unwrap();
         let x = block(labels.len(), 256 * 20);
         let derived = montage.apply(x.view()).unwrap();
         for px in [None, Some(300)] {
-            let plan = PagePlan::try_new(montage.clone(), Some(crate::dsp::FilterPlan::new(sos.clone(), Phase::ZeroPhase).unwrap()), px).unwrap();
+            let plan = PagePlan::try_new(
+                montage.clone(),
+                Some(crate::dsp::FilterPlan::new(sos.clone(), Phase::ZeroPhase).unwrap()),
+                px,
+            )
+            .unwrap();
             let mut proc = PageProcessor::new(plan);
             // The whole block is the recording: both edges are real edges.
             let page = 256 * 5..256 * 9;
             let out = proc
-                .process(PageInput { data: x.view(), page: page.clone(), edges: PageEdges { at_recording_start: true, at_recording_end: true } })
+                .process(PageInput {
+                    data: x.view(),
+                    page: page.clone(),
+                    edges: PageEdges {
+                        at_recording_start: true,
+                        at_recording_end: true,
+                    },
+                })
                 .unwrap();
             assert_eq!(out.labels(), montage.labels());
             for d in 0..montage.n_derivations() {
-                let want = sosfiltfilt(&sos, derived.row(d).as_slice().unwrap(), FiltFiltPad::Odd).unwrap();
+                let want = sosfiltfilt(&sos, derived.row(d).as_slice().unwrap(), FiltFiltPad::Odd)
+                    .unwrap();
                 let want = &want[page.clone()];
                 match px {
                     None => {
@@ -305,11 +374,20 @@ mod tests {
 
     #[test]
     fn unfiltered_page_is_the_montage() {
-        let chans: Vec<InputChannel> = ["Fp1", "Fp2", "Cz"].iter().map(|l| InputChannel::new(*l)).collect();
+        let chans: Vec<InputChannel> = ["Fp1", "Fp2", "Cz"]
+            .iter()
+            .map(|l| InputChannel::new(*l))
+            .collect();
         let montage = Montage::Average.resolve(&chans).unwrap();
         let x = block(3, 100);
         let mut proc = PageProcessor::new(PagePlan::try_new(montage.clone(), None, None).unwrap());
-        let out = proc.process(PageInput { data: x.view(), page: 10..60, edges: PageEdges::default() }).unwrap();
+        let out = proc
+            .process(PageInput {
+                data: x.view(),
+                page: 10..60,
+                edges: PageEdges::default(),
+            })
+            .unwrap();
         let want = montage.apply(x.view()).unwrap();
         let got = out.samples().unwrap();
         for d in 0..3 {
@@ -318,6 +396,13 @@ mod tests {
             }
         }
         let bad = Array2::<f64>::zeros((2, 100));
-        assert!(proc.process(PageInput { data: bad.view(), page: 0..10, edges: PageEdges::default() }).is_err());
+        assert!(
+            proc.process(PageInput {
+                data: bad.view(),
+                page: 0..10,
+                edges: PageEdges::default()
+            })
+            .is_err()
+        );
     }
 }

@@ -44,7 +44,10 @@ impl Resampler {
     pub fn try_new(up: usize, down: usize) -> Result<Self> {
         for (field, v) in [("up", up), ("down", down)] {
             if v == 0 || v > 1000 {
-                return Err(DspError::InvalidParameter { field, reason: format!("must be in 1..=1000, got {v}") });
+                return Err(DspError::InvalidParameter {
+                    field,
+                    reason: format!("must be in 1..=1000, got {v}"),
+                });
             }
         }
         let g = gcd(up, down);
@@ -60,7 +63,11 @@ impl Resampler {
             .map(|i| {
                 let m = i as f64 - alpha;
                 let x = fc * m;
-                let sinc = if x == 0.0 { 1.0 } else { (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x) };
+                let sinc = if x == 0.0 {
+                    1.0
+                } else {
+                    (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x)
+                };
                 let r = 2.0 * i as f64 / (n - 1) as f64 - 1.0;
                 fc * sinc * bessel_i0(beta * (1.0 - r * r).max(0.0).sqrt()) / i0b
             })
@@ -68,7 +75,12 @@ impl Resampler {
         // firwin(scale=True): unit gain at DC; then times `up` for the zeros the upsampling inserts.
         let s: f64 = taps.iter().sum();
         taps.iter_mut().for_each(|t| *t = *t / s * up as f64);
-        Ok(Self { up, down, half_len, taps })
+        Ok(Self {
+            up,
+            down,
+            half_len,
+            taps,
+        })
     }
 
     /// Resampler from one integer rate to another (`fs_out / fs_in` reduced).
@@ -77,7 +89,10 @@ impl Resampler {
     /// As [`try_new`](Self::try_new); also when a rate is 0.
     pub fn from_rates(fs_in: usize, fs_out: usize) -> Result<Self> {
         if fs_in == 0 || fs_out == 0 {
-            return Err(DspError::InvalidParameter { field: "fs", reason: "rates must be positive".into() });
+            return Err(DspError::InvalidParameter {
+                field: "fs",
+                reason: "rates must be positive".into(),
+            });
         }
         let g = gcd(fs_in, fs_out);
         Self::try_new(fs_out / g, fs_in / g)
@@ -100,7 +115,11 @@ impl Resampler {
     pub fn process_into(&self, x: &[f64], y: &mut [f64]) -> Result<()> {
         let want = self.output_len(x.len());
         if y.len() != want {
-            return Err(DspError::ShapeMismatch { what: "resample output", expected: want, got: y.len() });
+            return Err(DspError::ShapeMismatch {
+                what: "resample output",
+                expected: want,
+                got: y.len(),
+            });
         }
         let (up, h, last) = (self.up as isize, &self.taps, 2 * self.half_len as isize);
         let n = x.len() as isize;
@@ -123,7 +142,8 @@ impl Resampler {
     /// Resample `x` (allocating twin of [`process_into`](Self::process_into)).
     pub fn process(&self, x: &[f64]) -> Vec<f64> {
         let mut y = vec![0.0; self.output_len(x.len())];
-        self.process_into(x, &mut y).expect("output sized by output_len");
+        self.process_into(x, &mut y)
+            .expect("output sized by output_len");
         y
     }
 }
@@ -133,7 +153,9 @@ mod tests {
     use super::*;
 
     fn sine(f: f64, fs: f64, n: usize) -> Vec<f64> {
-        (0..n).map(|i| (2.0 * std::f64::consts::PI * f * i as f64 / fs).sin()).collect()
+        (0..n)
+            .map(|i| (2.0 * std::f64::consts::PI * f * i as f64 / fs).sin())
+            .collect()
     }
 
     fn interior_peak(y: &[f64]) -> f64 {
@@ -151,7 +173,12 @@ mod tests {
         let want = sine(20.0, 256.0, 2560);
         let q = y.len() / 4;
         for m in q..3 * q {
-            assert!((y[m] - want[m]).abs() < 1e-3, "m={m}: {} vs {}", y[m], want[m]);
+            assert!(
+                (y[m] - want[m]).abs() < 1e-3,
+                "m={m}: {} vs {}",
+                y[m],
+                want[m]
+            );
         }
         // 200 Hz would alias to 56 Hz at 256 Hz: it must be suppressed (> 40 dB).
         let y = r.process(&sine(200.0, 512.0, 5120));
@@ -163,7 +190,9 @@ mod tests {
         let r = Resampler::try_new(3, 2).unwrap();
         let y = r.process(&vec![7.0; 600]);
         let q = y.len() / 4;
-        let worst = y[q..3 * q].iter().fold(0.0f64, |m, v| m.max((v - 7.0).abs()));
+        let worst = y[q..3 * q]
+            .iter()
+            .fold(0.0f64, |m, v| m.max((v - 7.0).abs()));
         // Each polyphase branch of a windowed-sinc design has a small DC ripple (as in SciPy).
         assert!(worst < 7.0 * 5e-3, "{worst}");
         let r = Resampler::try_new(2, 1).unwrap();

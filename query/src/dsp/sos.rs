@@ -159,7 +159,11 @@ mod tests {
         // Filtering a constant 1 from the steady state leaves the state unchanged.
         let mut y = [0.0; 8];
         super::super::filtfilt::sosfilt_into(&sos, &[1.0; 8], &mut zi, &mut y);
-        let dc: f64 = sos.sections().iter().map(|s| (s[0] + s[1] + s[2]) / (s[3] + s[4] + s[5])).product();
+        let dc: f64 = sos
+            .sections()
+            .iter()
+            .map(|s| (s[0] + s[1] + s[2]) / (s[3] + s[4] + s[5]))
+            .product();
         for v in y {
             assert!((v - dc).abs() < 1e-12, "{v} vs {dc}");
         }

@@ -32,7 +32,14 @@ pub struct FilterSpec {
 
 impl Default for FilterSpec {
     fn default() -> Self {
-        Self { highpass: None, lowpass: None, notch: Vec::new(), order: 4, notch_q: 30.0, notch_harmonics: false }
+        Self {
+            highpass: None,
+            lowpass: None,
+            notch: Vec::new(),
+            order: 4,
+            notch_q: 30.0,
+            notch_harmonics: false,
+        }
     }
 }
 
@@ -62,7 +69,9 @@ impl FilterSpec {
             } else {
                 Err(DspError::InvalidParameter {
                     field,
-                    reason: format!("{f} Hz must be strictly between 0 and Nyquist ({nyq} Hz at {fs} Hz sampling)"),
+                    reason: format!(
+                        "{f} Hz must be strictly between 0 and Nyquist ({nyq} Hz at {fs} Hz sampling)"
+                    ),
                 })
             }
         };
@@ -77,7 +86,8 @@ impl FilterSpec {
         let mut sections: Vec<[f64; 6]> = Vec::new();
         if let Some(h) = self.highpass {
             let h = check("highpass", h)?;
-            sections.extend_from_slice(butter(self.order, &[h], BandType::Highpass, fs)?.sections());
+            sections
+                .extend_from_slice(butter(self.order, &[h], BandType::Highpass, fs)?.sections());
         }
         if let Some(l) = self.lowpass {
             let l = check("lowpass", l)?;
@@ -86,12 +96,20 @@ impl FilterSpec {
         let q = positive("notch_q", self.notch_q)?;
         for &f in &self.notch {
             let f = check("notch", f)?;
-            let freqs = if self.notch_harmonics { notch_harmonics(f, fs) } else { vec![f] };
+            let freqs = if self.notch_harmonics {
+                notch_harmonics(f, fs)
+            } else {
+                vec![f]
+            };
             for h in freqs {
                 sections.extend_from_slice(iirnotch(h, q, fs)?.sections());
             }
         }
-        if sections.is_empty() { Ok(None) } else { Sos::try_new(sections).map(Some) }
+        if sections.is_empty() {
+            Ok(None)
+        } else {
+            Sos::try_new(sections).map(Some)
+        }
     }
 
     /// Build the cascade for sample rate `fs`.
@@ -112,12 +130,19 @@ mod tests {
 
     #[test]
     fn cli_cascade_has_expected_sections() {
-        let spec = FilterSpec { highpass: Some(0.5), lowpass: Some(70.0), notch: vec![50.0], ..Default::default() };
+        let spec = FilterSpec {
+            highpass: Some(0.5),
+            lowpass: Some(70.0),
+            notch: vec![50.0],
+            ..Default::default()
+        };
         let sos = spec.build(256.0).unwrap();
         assert_eq!(sos.n_sections(), 2 + 2 + 1);
         assert!(sos.gain_at(50.0, 256.0) < 1e-9);
         assert!((sos.gain_at(10.0, 256.0) - 1.0).abs() < 1e-2);
-        let spec: FilterSpec = serde_json::from_str(r#"{"highpass": 1, "notch": [60], "notch_harmonics": true}"#).unwrap();
+        let spec: FilterSpec =
+            serde_json::from_str(r#"{"highpass": 1, "notch": [60], "notch_harmonics": true}"#)
+                .unwrap();
         assert_eq!(spec.build(500.0).unwrap().n_sections(), 2 + 4);
     }
 
@@ -127,13 +152,59 @@ mod tests {
             Err(DspError::InvalidParameter { field, .. }) => field,
             other => panic!("{other:?}"),
         };
-        assert_eq!(field(FilterSpec { lowpass: Some(128.0), ..Default::default() }), "lowpass");
-        assert_eq!(field(FilterSpec { highpass: Some(-1.0), ..Default::default() }), "highpass");
-        assert_eq!(field(FilterSpec { highpass: Some(1.0), order: 9, ..Default::default() }), "order");
-        assert_eq!(field(FilterSpec { highpass: Some(1.0), order: 0, ..Default::default() }), "order");
-        assert_eq!(field(FilterSpec { highpass: Some(40.0), lowpass: Some(30.0), ..Default::default() }), "highpass");
-        assert_eq!(field(FilterSpec { notch: vec![200.0], ..Default::default() }), "notch");
-        assert_eq!(field(FilterSpec { notch: vec![50.0], notch_q: 0.0, ..Default::default() }), "notch_q");
+        assert_eq!(
+            field(FilterSpec {
+                lowpass: Some(128.0),
+                ..Default::default()
+            }),
+            "lowpass"
+        );
+        assert_eq!(
+            field(FilterSpec {
+                highpass: Some(-1.0),
+                ..Default::default()
+            }),
+            "highpass"
+        );
+        assert_eq!(
+            field(FilterSpec {
+                highpass: Some(1.0),
+                order: 9,
+                ..Default::default()
+            }),
+            "order"
+        );
+        assert_eq!(
+            field(FilterSpec {
+                highpass: Some(1.0),
+                order: 0,
+                ..Default::default()
+            }),
+            "order"
+        );
+        assert_eq!(
+            field(FilterSpec {
+                highpass: Some(40.0),
+                lowpass: Some(30.0),
+                ..Default::default()
+            }),
+            "highpass"
+        );
+        assert_eq!(
+            field(FilterSpec {
+                notch: vec![200.0],
+                ..Default::default()
+            }),
+            "notch"
+        );
+        assert_eq!(
+            field(FilterSpec {
+                notch: vec![50.0],
+                notch_q: 0.0,
+                ..Default::default()
+            }),
+            "notch_q"
+        );
         assert_eq!(field(FilterSpec::default()), "filter");
         assert!(serde_json::from_str::<FilterSpec>(r#"{"hipass": 1}"#).is_err());
     }

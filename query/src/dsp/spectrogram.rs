@@ -33,17 +33,29 @@ impl Spectrogram {
 pub fn spectrogram(welch: &mut Welch, x: &[f64]) -> Result<Spectrogram> {
     let nseg = welch.n_segments(x.len());
     if nseg == 0 {
-        return Err(DspError::TooShort { operation: "spectrogram", len: x.len(), needed: welch.nperseg() });
+        return Err(DspError::TooShort {
+            operation: "spectrogram",
+            len: x.len(),
+            needed: welch.nperseg(),
+        });
     }
     let nb = welch.n_bins();
     let (n, fs) = (welch.nperseg(), welch.fs());
     let mut density = vec![0.0; nseg * nb];
     let mut times = Vec::with_capacity(nseg);
     for (t, start) in welch.segment_starts(x.len()).enumerate() {
-        welch.accumulate_segment(&x[start..start + n], &mut density[t * nb..(t + 1) * nb], 1.0);
+        welch.accumulate_segment(
+            &x[start..start + n],
+            &mut density[t * nb..(t + 1) * nb],
+            1.0,
+        );
         times.push((start as f64 + n as f64 / 2.0) / fs);
     }
-    Ok(Spectrogram { freqs: welch.freqs(), times, density })
+    Ok(Spectrogram {
+        freqs: welch.freqs(),
+        times,
+        density,
+    })
 }
 
 #[cfg(test)]
@@ -52,7 +64,9 @@ mod tests {
 
     #[test]
     fn time_average_is_the_welch_psd() {
-        let x: Vec<f64> = (0..5000).map(|i| ((i * 37) % 101) as f64 - 50.0 + (i as f64 * 0.3).sin() * 20.0).collect();
+        let x: Vec<f64> = (0..5000)
+            .map(|i| ((i * 37) % 101) as f64 - 50.0 + (i as f64 * 0.3).sin() * 20.0)
+            .collect();
         let mut w = Welch::try_new(200.0, 256, 128).unwrap();
         let sg = spectrogram(&mut w, &x).unwrap();
         let psd = w.psd(&x).unwrap();

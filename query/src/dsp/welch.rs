@@ -20,7 +20,11 @@ pub struct Psd {
 impl Psd {
     /// Frequency resolution (bin spacing) in Hz.
     pub fn df(&self) -> f64 {
-        if self.freqs.len() > 1 { self.freqs[1] - self.freqs[0] } else { 0.0 }
+        if self.freqs.len() > 1 {
+            self.freqs[1] - self.freqs[0]
+        } else {
+            0.0
+        }
     }
 }
 
@@ -52,7 +56,9 @@ pub fn hann_periodic(n: usize) -> Vec<f64> {
         return vec![1.0];
     }
     // SciPy builds the symmetric window of n + 1 points and drops the last: 0.5 - 0.5 cos(2 pi k / n).
-    (0..n).map(|k| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * k as f64 / n as f64).cos()).collect()
+    (0..n)
+        .map(|k| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * k as f64 / n as f64).cos())
+        .collect()
 }
 
 impl Welch {
@@ -64,7 +70,10 @@ impl Welch {
     pub fn try_new(fs: f64, nperseg: usize, noverlap: usize) -> Result<Self> {
         let fs = positive("fs", fs)?;
         if nperseg == 0 {
-            return Err(DspError::InvalidParameter { field: "nperseg", reason: "must be at least 1".into() });
+            return Err(DspError::InvalidParameter {
+                field: "nperseg",
+                reason: "must be at least 1".into(),
+            });
         }
         if noverlap >= nperseg {
             return Err(DspError::InvalidParameter {
@@ -76,7 +85,16 @@ impl Welch {
         let scale = 1.0 / (fs * window.iter().map(|w| w * w).sum::<f64>());
         let fft = FftPlanner::new().plan_fft_forward(nperseg);
         let scratch = vec![Complex64::default(); fft.get_inplace_scratch_len()];
-        Ok(Self { fs, nperseg, noverlap, window, scale, fft, buf: vec![Complex64::default(); nperseg], scratch })
+        Ok(Self {
+            fs,
+            nperseg,
+            noverlap,
+            window,
+            scale,
+            fft,
+            buf: vec![Complex64::default(); nperseg],
+            scratch,
+        })
     }
 
     /// Sample rate in Hz.
@@ -101,12 +119,18 @@ impl Welch {
 
     /// Bin frequencies in Hz.
     pub fn freqs(&self) -> Vec<f64> {
-        (0..self.n_bins()).map(|k| k as f64 * self.fs / self.nperseg as f64).collect()
+        (0..self.n_bins())
+            .map(|k| k as f64 * self.fs / self.nperseg as f64)
+            .collect()
     }
 
     /// Number of segments SciPy uses for `n` samples: `(n - noverlap) / (nperseg - noverlap)`.
     pub fn n_segments(&self, n: usize) -> usize {
-        if n < self.nperseg { 0 } else { (n - self.noverlap) / (self.nperseg - self.noverlap) }
+        if n < self.nperseg {
+            0
+        } else {
+            (n - self.noverlap) / (self.nperseg - self.noverlap)
+        }
     }
 
     /// Start sample of each segment.
@@ -122,9 +146,10 @@ impl Welch {
         for ((b, x), w) in self.buf.iter_mut().zip(seg).zip(&self.window) {
             *b = Complex64::new((x - mean) * w, 0.0);
         }
-        self.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
+        self.fft
+            .process_with_scratch(&mut self.buf, &mut self.scratch);
         let nb = self.n_bins();
-        let even = self.nperseg % 2 == 0;
+        let even = self.nperseg.is_multiple_of(2);
         for (k, a) in acc[..nb].iter_mut().enumerate() {
             let mut p = self.buf[k].norm_sqr() * self.scale;
             // One-sided: fold the negative frequencies in, except DC and (even length) Nyquist.
@@ -143,11 +168,19 @@ impl Welch {
     /// [`DspError::ShapeMismatch`] when `density` has the wrong length.
     pub fn psd_into(&mut self, x: &[f64], density: &mut [f64]) -> Result<()> {
         if density.len() != self.n_bins() {
-            return Err(DspError::ShapeMismatch { what: "density", expected: self.n_bins(), got: density.len() });
+            return Err(DspError::ShapeMismatch {
+                what: "density",
+                expected: self.n_bins(),
+                got: density.len(),
+            });
         }
         let k = self.n_segments(x.len());
         if k == 0 {
-            return Err(DspError::TooShort { operation: "welch", len: x.len(), needed: self.nperseg });
+            return Err(DspError::TooShort {
+                operation: "welch",
+                len: x.len(),
+                needed: self.nperseg,
+            });
         }
         density.fill(0.0);
         let w = 1.0 / k as f64;
@@ -164,7 +197,10 @@ impl Welch {
     pub fn psd(&mut self, x: &[f64]) -> Result<Psd> {
         let mut density = vec![0.0; self.n_bins()];
         self.psd_into(x, &mut density)?;
-        Ok(Psd { freqs: self.freqs(), density })
+        Ok(Psd {
+            freqs: self.freqs(),
+            density,
+        })
     }
 }
 
@@ -176,10 +212,19 @@ mod tests {
     fn parseval_white_noise_and_sine_peak() {
         let fs = 256.0;
         let n = 256 * 60;
-        let x: Vec<f64> = (0..n).map(|i| 10.0 * (2.0 * std::f64::consts::PI * 10.0 * i as f64 / fs).sin()).collect();
+        let x: Vec<f64> = (0..n)
+            .map(|i| 10.0 * (2.0 * std::f64::consts::PI * 10.0 * i as f64 / fs).sin())
+            .collect();
         let mut w = Welch::try_new(fs, 512, 256).unwrap();
         let psd = w.psd(&x).unwrap();
-        let peak = psd.density.iter().cloned().enumerate().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap().0;
+        let peak = psd
+            .density
+            .iter()
+            .cloned()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap()
+            .0;
         assert_eq!(psd.freqs[peak], 10.0);
         // Total power of a sine of amplitude A is A^2 / 2.
         let total: f64 = psd.density.iter().sum::<f64>() * psd.df();

@@ -13,7 +13,9 @@ pub struct Recording {
 }
 
 fn field(bytes: &[u8], at: &mut usize, len: usize) -> String {
-    let s = String::from_utf8_lossy(&bytes[*at..*at + len]).trim().to_string();
+    let s = String::from_utf8_lossy(&bytes[*at..*at + len])
+        .trim()
+        .to_string();
     *at += len;
     s
 }
@@ -27,20 +29,28 @@ pub fn read(path: &Path) -> Recording {
     let n_records: usize = field(&bytes, &mut at, 8).parse().expect("record count");
     let duration: f64 = field(&bytes, &mut at, 8).parse().expect("record duration");
     let ns: usize = field(&bytes, &mut at, 4).parse().expect("signal count");
-    let mut per = |len: usize| -> Vec<String> { (0..ns).map(|_| field(&bytes, &mut at, len)).collect() };
+    let mut per =
+        |len: usize| -> Vec<String> { (0..ns).map(|_| field(&bytes, &mut at, len)).collect() };
     let labels = per(16);
     let _transducer = per(80);
     let _unit = per(8);
-    let num = |v: Vec<String>| -> Vec<f64> { v.iter().map(|s| s.parse().expect("number")).collect() };
+    let num =
+        |v: Vec<String>| -> Vec<f64> { v.iter().map(|s| s.parse().expect("number")).collect() };
     let pmin = num(per(8));
     let pmax = num(per(8));
     let dmin = num(per(8));
     let dmax = num(per(8));
     let _prefilter = per(80);
-    let spr: Vec<usize> = per(8).iter().map(|s| s.parse().expect("samples per record")).collect();
+    let spr: Vec<usize> = per(8)
+        .iter()
+        .map(|s| s.parse().expect("samples per record"))
+        .collect();
     let header = 256 * (ns + 1);
     let record_len: usize = spr.iter().sum::<usize>() * width;
-    let mut signals: Vec<Vec<f64>> = spr.iter().map(|n| Vec::with_capacity(n * n_records)).collect();
+    let mut signals: Vec<Vec<f64>> = spr
+        .iter()
+        .map(|n| Vec::with_capacity(n * n_records))
+        .collect();
     for r in 0..n_records {
         let mut off = header + r * record_len;
         for s in 0..ns {
@@ -57,11 +67,16 @@ pub fn read(path: &Path) -> Recording {
             }
         }
     }
-    let keep: Vec<usize> = (0..ns).filter(|&s| !labels[s].ends_with("Annotations")).collect();
+    let keep: Vec<usize> = (0..ns)
+        .filter(|&s| !labels[s].ends_with("Annotations"))
+        .collect();
     Recording {
         labels: keep.iter().map(|&s| labels[s].clone()).collect(),
         fs: keep.iter().map(|&s| spr[s] as f64 / duration).collect(),
-        signals: keep.into_iter().map(|s| std::mem::take(&mut signals[s])).collect(),
+        signals: keep
+            .into_iter()
+            .map(|s| std::mem::take(&mut signals[s]))
+            .collect(),
     }
 }
 
