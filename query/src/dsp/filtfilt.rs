@@ -43,6 +43,12 @@ pub fn sosfilt_into(sos: &Sos, x: &[f64], zi: &mut [[f64; 2]], y: &mut [f64]) {
     }
 }
 
+/// Steady-state initial conditions for a unit step, per section, as `scipy.signal.sosfilt_zi`
+/// (same as [`Sos::zi`]).
+pub fn sosfilt_zi(sos: &Sos) -> Vec<[f64; 2]> {
+    sos.zi()
+}
+
 /// Causal filter from an optional initial state: returns the output and the final state, as
 /// `scipy.signal.sosfilt(sos, x, zi=zi)` (zero state when `zi` is `None`).
 ///

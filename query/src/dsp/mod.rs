@@ -1,7 +1,7 @@
 //! Signal processing for EEG pages (issue 5): IIR filter design and filtering, seamless pages,
 //! display decimation, resampling and spectra.
 //!
-//! Data flow for one displayed page (see [`page::PageProcessor`]):
+//! Data flow for one displayed page (see [`pipeline::PageProcessor`]):
 //!
 //! ```text
 //! store read (channels x [page + real-data padding], f64 physical units)
@@ -46,7 +46,7 @@ pub use bands::{Band, BandPowers, band_power, default_bands};
 pub use butterworth::{BandType, butter};
 pub use decimate::{MinMax, minmax_columns, minmax_into};
 pub use error::{DspError, Result};
-pub use filtfilt::{FiltFiltPad, SosFilter, sosfilt, sosfilt_into, sosfiltfilt};
+pub use filtfilt::{FiltFiltPad, SosFilter, sosfilt, sosfilt_into, sosfilt_zi, sosfiltfilt};
 pub use notch::{iirnotch, notch_harmonics};
 pub use page::{FilterPlan, PageEdges, Phase};
 pub use pipeline::{Page, PageInput, PageKind, PagePlan, PageProcessor};

@@ -3,7 +3,7 @@
 //!
 //! The montage runs first: it is linear, as is the filter, so filtering the derivations equals
 //! deriving the filtered channels, and a double banana filters 18 rows instead of 32. Rows are
-//! processed in groups of [`LANES`](super::lanes::LANES) derivations written side by side into one
+//! processed in groups of four (`LANES`) derivations written side by side into one
 //! working buffer (SIMD across channels), groups run on rayon's pool, and every buffer is owned by
 //! the [`PageProcessor`] and reused from page to page: after the first page of a given size, a page
 //! allocates nothing but rayon's task bookkeeping.

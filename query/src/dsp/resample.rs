@@ -6,6 +6,8 @@
 //! `half_len = 10 * max(up, down)`, the signal is zero outside its ends (`padtype='constant'`), the
 //! output has `ceil(n * up / down)` samples and output sample `m` sits at input position
 //! `m * down / up` (no delay). Only the taps that meet a real input sample are computed (polyphase).
+//! Agreement with SciPy is checked in `query/tests/dsp_golden.rs` (within 1e-9 of the peak; 1e-13
+//! measured).
 
 use super::error::{DspError, Result};
 

@@ -2,7 +2,7 @@
 //!
 //! Equals `scipy.signal.spectrogram(x, fs, window='hann', nperseg, noverlap, detrend='constant',
 //! scaling='density', mode='psd')` (note SciPy's own default window is a Tukey; we use the same
-//! periodic Hann as [`Welch`](super::Welch) so a spectrogram's time average is the Welch PSD).
+//! periodic Hann as [`Welch`] so a spectrogram's time average is the Welch PSD).
 
 use super::error::{DspError, Result};
 use super::welch::Welch;
