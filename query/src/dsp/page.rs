@@ -464,6 +464,35 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        #[test]
+        fn any_page_with_its_padding_equals_the_whole(
+            start in 0usize..256 * 90,
+            len in 1usize..256 * 25,
+            cut in 0.3f64..3.0,
+            order in 1usize..=8,
+            extra in 0usize..500,
+        ) {
+            let fs = 256.0;
+            let x = signal(256 * 90);
+            let start = start.min(x.len() - 1);
+            let end = (start + len).min(x.len());
+            let sos = butter(order, &[cut], BandType::Highpass, fs).unwrap();
+            let whole = sosfiltfilt(&sos, &x, FiltFiltPad::Odd).unwrap();
+            let plan = FilterPlan::new(sos, Phase::ZeroPhase).unwrap();
+            // Reading more than the plan asks for is allowed.
+            let lo = start.saturating_sub(plan.padding_before() + extra);
+            let hi = (end + plan.padding_after() + extra).min(x.len());
+            let got = plan.filter_page(&x[lo..hi], start - lo..end - lo, PageEdges::of_block(lo, hi, x.len())).unwrap();
+            let want = &whole[start..end];
+            let rms = (want.iter().map(|v| v * v).sum::<f64>() / want.len() as f64).sqrt();
+            for (a, b) in got.iter().zip(want) {
+                proptest::prop_assert!((a - b).abs() <= 1e-6 * rms.max(1e-9));
+            }
+        }
+    }
+
     #[test]
     fn missing_padding_is_refused() {
         let plan = FilterPlan::new(
