@@ -65,6 +65,14 @@ pub enum MontageError {
         /// The montage's name.
         montage: String,
     },
+    /// A montage file could not be read.
+    #[error("cannot read montage file {path}: {reason}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
     /// The block handed to [`MontageMatrix::apply`] does not match the montage.
     #[error("block has {got} {what}, montage expects {expected}")]
     Shape {
@@ -343,6 +351,26 @@ impl Montage {
             }
         }
         Ok(Montage::Custom(m))
+    }
+
+    /// What `--montage` takes: a built-in name, or a path to a JSON file (anything ending in
+    /// `.json` or containing a path separator).
+    ///
+    /// # Errors
+    /// [`MontageError::UnknownBuiltin`], [`MontageError::Io`], or the JSON errors of
+    /// [`from_json`](Self::from_json).
+    pub fn from_arg(arg: &str) -> Result<Self, MontageError> {
+        let looks_like_file =
+            arg.to_ascii_lowercase().ends_with(".json") || arg.contains(std::path::MAIN_SEPARATOR);
+        if !looks_like_file {
+            return Self::builtin(arg);
+        }
+        let path = std::path::PathBuf::from(arg);
+        let text = std::fs::read_to_string(&path).map_err(|e| MontageError::Io {
+            path,
+            reason: e.to_string(),
+        })?;
+        Self::from_json(&text)
     }
 
     /// The montage's name.

@@ -11,8 +11,10 @@
 use super::decimate::minmax_strided;
 use super::error::{DspError, Result};
 use super::lanes::LANES;
+use super::page::Phase;
 use super::page::{FilterPlan, PageEdges, PageLayout};
-use crate::montage::MontageMatrix;
+use super::spec::FilterSpec;
+use crate::montage::{InputChannel, Montage, MontageMatrix};
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -46,6 +48,28 @@ impl PagePlan {
             filter,
             px,
         })
+    }
+
+    /// The whole plan from what a viewer or `theta window` asks for: montage, filter spec, phase,
+    /// pixel width, against the recording's channels (all at sample rate `fs`).
+    ///
+    /// # Errors
+    /// [`DspError::Montage`] when no derivation can be formed; the filter spec's validation errors;
+    /// [`DspError::InvalidParameter`] for `px == Some(0)`.
+    pub fn build(
+        montage: &Montage,
+        channels: &[InputChannel],
+        filter: &FilterSpec,
+        phase: Phase,
+        fs: f64,
+        px: Option<usize>,
+    ) -> Result<Self> {
+        let montage = montage.resolve(channels)?;
+        let filter = filter
+            .build_opt(fs)?
+            .map(|sos| FilterPlan::new(sos, phase))
+            .transpose()?;
+        Self::try_new(montage, filter, px)
     }
 
     /// The resolved montage.
@@ -370,6 +394,67 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn plan_from_a_request() {
+        let chans: Vec<InputChannel> = ["Fp1", "F7", "Cz", "Pz"]
+            .iter()
+            .map(|l| InputChannel::new(*l))
+            .collect();
+        let spec = FilterSpec {
+            highpass: Some(0.5),
+            ..Default::default()
+        };
+        let plan = PagePlan::build(
+            &Montage::DoubleBanana,
+            &chans,
+            &spec,
+            Phase::Causal,
+            256.0,
+            Some(100),
+        )
+        .unwrap();
+        assert_eq!(plan.montage().labels(), ["Fp1-F7", "Cz-Pz"]);
+        assert!(plan.padding_before() > 0);
+        assert_eq!(plan.padding_after(), 0);
+        let plan = PagePlan::build(
+            &Montage::Referential,
+            &chans,
+            &FilterSpec::default(),
+            Phase::ZeroPhase,
+            256.0,
+            None,
+        )
+        .unwrap();
+        assert!(plan.filter().is_none());
+        assert_eq!(plan.read_range(10..20, 100), 10..20);
+        let bad = FilterSpec {
+            lowpass: Some(200.0),
+            ..Default::default()
+        };
+        assert!(
+            PagePlan::build(
+                &Montage::Referential,
+                &chans,
+                &bad,
+                Phase::ZeroPhase,
+                256.0,
+                None
+            )
+            .is_err()
+        );
+        assert!(matches!(
+            PagePlan::build(
+                &Montage::DoubleBanana,
+                &chans[..1],
+                &spec,
+                Phase::ZeroPhase,
+                256.0,
+                None
+            ),
+            Err(DspError::Montage(_))
+        ));
     }
 
     #[test]

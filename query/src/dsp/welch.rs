@@ -97,6 +97,14 @@ impl Welch {
         })
     }
 
+    /// Estimator with SciPy's default overlap, `nperseg / 2`.
+    ///
+    /// # Errors
+    /// As [`try_new`](Self::try_new).
+    pub fn with_default_overlap(fs: f64, nperseg: usize) -> Result<Self> {
+        Self::try_new(fs, nperseg, nperseg / 2)
+    }
+
     /// Sample rate in Hz.
     pub fn fs(&self) -> f64 {
         self.fs
