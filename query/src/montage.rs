@@ -640,49 +640,98 @@ impl MontageMatrix {
         }
     }
 
-    /// Write derivation `d` for samples `range` of `input` through `put(t, value)`.
+    /// Write derivations `first..first + lanes` for samples `range` of `input` into lanes
+    /// `0..lanes` of `out` (`out.len() == range.len()`); lanes `lanes..L` get zeros.
+    pub(crate) fn derive_group<const L: usize>(
+        &self,
+        first: usize,
+        lanes: usize,
+        input: ArrayView2<'_, f64>,
+        range: std::ops::Range<usize>,
+        references: &[Vec<f64>],
+        out: &mut [[f64; L]],
+    ) {
+        let n = range.len();
+        let rows = &self.rows[first..first + lanes];
+        let src = |i: usize| &input.row(i).to_slice().expect("standard layout")[range.clone()];
+        if rows
+            .iter()
+            .all(|r| r.reference.is_none() && (1..=2).contains(&r.terms.len()))
+        {
+            // Bipolar and referential rows: every lane is `wa * a[t] + wb * b[t]`, computed for
+            // all lanes of a sample at once so each destination sample is one contiguous store.
+            let first_src = src(rows[0].terms[0].0);
+            let mut a: [&[f64]; L] = [first_src; L];
+            let mut b: [&[f64]; L] = [first_src; L];
+            let (mut wa, mut wb) = ([0.0; L], [0.0; L]);
+            for l in 0..L {
+                match rows.get(l) {
+                    Some(r) => {
+                        (a[l], wa[l]) = (src(r.terms[0].0), r.terms[0].1);
+                        (b[l], wb[l]) = match r.terms.get(1) {
+                            Some(&(i, w)) => (src(i), w),
+                            None => (a[l], 0.0),
+                        };
+                    }
+                    // Spare lanes read a real row with weight 0: finite zeros.
+                    None => (a[l], b[l]) = (first_src, first_src),
+                }
+            }
+            for (t, o) in out[..n].iter_mut().enumerate() {
+                let mut v = [0.0; L];
+                for l in 0..L {
+                    v[l] = wa[l] * a[l][t] + wb[l] * b[l][t];
+                }
+                *o = v;
+            }
+            return;
+        }
+        // General rows (averages, Laplacians, custom sums): lane by lane, in chunks that keep the
+        // interleaved destination in L1.
+        const CHUNK: usize = 1024;
+        for (c, chunk) in out[..n].chunks_mut(CHUNK).enumerate() {
+            let off = c * CHUNK;
+            let cols = range.start + off..range.start + off + chunk.len();
+            let csrc = |i: usize| &input.row(i).to_slice().expect("standard layout")[cols.clone()];
+            for l in 0..L {
+                chunk.iter_mut().for_each(|v| v[l] = 0.0);
+                let Some(row) = rows.get(l) else { continue };
+                // One pass per term over contiguous source rows.
+                for &(i, w) in &row.terms {
+                    for (o, x) in chunk.iter_mut().zip(csrc(i)) {
+                        o[l] += w * x;
+                    }
+                }
+                if let Some((k, w)) = row.reference {
+                    for (o, x) in chunk.iter_mut().zip(&references[k][off..]) {
+                        o[l] += w * x;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Write derivation `d` for samples `range` of `input` into `out` (`out.len() == range.len()`).
     #[inline]
-    pub(crate) fn derive_with(
+    fn derive_into(
         &self,
         d: usize,
         input: ArrayView2<'_, f64>,
         range: std::ops::Range<usize>,
         references: &[Vec<f64>],
-        mut put: impl FnMut(usize, f64),
+        out: &mut [f64],
     ) {
         let row = &self.rows[d];
-        let n = range.len();
-        // Bipolar rows (two terms, no reference) are the hot case: one fused loop.
-        match (row.terms.as_slice(), row.reference) {
-            ([(a, wa), (b, wb)], None) => {
-                let (ra, rb) = (input.row(*a), input.row(*b));
-                let (xa, xb) = (
-                    &ra.as_slice().expect("standard layout")[range.clone()],
-                    &rb.as_slice().expect("standard layout")[range],
-                );
-                for t in 0..n {
-                    put(t, wa * xa[t] + wb * xb[t]);
-                }
+        let src = |i: usize| &input.row(i).to_slice().expect("standard layout")[range.clone()];
+        out.fill(0.0);
+        for &(i, w) in &row.terms {
+            for (o, x) in out.iter_mut().zip(src(i)) {
+                *o += w * x;
             }
-            (terms, reference) => {
-                let srcs: Vec<(&[f64], f64)> = terms
-                    .iter()
-                    .map(|&(i, w)| {
-                        let r = input.row(i);
-                        (&r.to_slice().expect("standard layout")[range.clone()], w)
-                    })
-                    .collect();
-                let rref = reference.map(|(k, w)| (&references[k][..], w));
-                for t in 0..n {
-                    let mut acc = 0.0;
-                    for (s, w) in &srcs {
-                        acc += w * s[t];
-                    }
-                    if let Some((r, w)) = rref {
-                        acc += w * r[t];
-                    }
-                    put(t, acc);
-                }
+        }
+        if let Some((k, w)) = row.reference {
+            for (o, x) in out.iter_mut().zip(&references[k]) {
+                *o += w * x;
             }
         }
     }
@@ -733,7 +782,14 @@ impl MontageMatrix {
         self.compute_references(input, 0..n, scratch);
         for d in 0..self.rows.len() {
             let mut row = out.row_mut(d);
-            self.derive_with(d, input, 0..n, scratch, |t, v| row[t] = v);
+            match row.as_slice_mut() {
+                Some(dst) => self.derive_into(d, input, 0..n, scratch, dst),
+                None => {
+                    let mut tmp = vec![0.0; n];
+                    self.derive_into(d, input, 0..n, scratch, &mut tmp);
+                    row.iter_mut().zip(tmp).for_each(|(o, v)| *o = v);
+                }
+            }
         }
         Ok(())
     }

@@ -20,9 +20,9 @@ pub struct MinMax {
 /// The sample range of column `j` (see the module docs). Requires `n > 0`, `px > 0`.
 #[inline]
 pub fn column_range(j: usize, n: usize, px: usize) -> std::ops::Range<usize> {
-    // u128 keeps j * n exact for any realistic page.
-    let start = (j as u128 * n as u128 / px as u128) as usize;
-    let end = ((j as u128 + 1) * n as u128 / px as u128) as usize;
+    // u64 keeps j * n exact up to 2^64 (pages are far below); no u128 division in the hot loop.
+    let start = (j as u64 * n as u64 / px as u64) as usize;
+    let end = ((j as u64 + 1) * n as u64 / px as u64) as usize;
     if end > start {
         start..end
     } else {
@@ -42,7 +42,7 @@ pub fn minmax_into(x: &[f64], px: usize, min: &mut [f64], max: &mut [f64]) {
 
 /// Min/max over a trace given by an index function (used on lane-interleaved buffers).
 #[inline]
-pub(crate) fn minmax_strided(
+fn minmax_strided(
     n: usize,
     px: usize,
     at: impl Fn(usize) -> f64,

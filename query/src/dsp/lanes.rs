@@ -1,11 +1,10 @@
 //! Filter kernels over lane-interleaved buffers: `L` channels side by side (`[f64; L]` per sample),
 //! so one recurrence step updates `L` independent channels with the same coefficients and LLVM
 //! turns the lane loops into SIMD (SSE2 by default, AVX2/AVX-512 with `-C target-cpu=native`).
-//! One channel's IIR recurrence is latency-bound; `L` channels at once are throughput-bound.
-
-/// Lanes per group in the page pipeline: 4 keeps a group's section states in registers on AVX2 and
-/// splits a double banana (18 rows) into 5 groups for rayon on small core counts.
-pub(crate) const LANES: usize = 4;
+//! One channel's IIR recurrence is latency-bound (a 12-cycle chain per sample and section); `L`
+//! channels at once, one section over a cache-resident chunk at a time with its state in
+//! registers, run near the FP units' throughput (measured: ~6 flops/cycle with SSE2 on the
+//! standard page, see the report in `benches/benches/dsp.rs`).
 
 /// Per-section state for `L` lanes: `[z0, z1]`, each `[f64; L]`.
 pub(crate) type LaneState<const L: usize> = [[f64; L]; 2];
@@ -25,19 +24,33 @@ pub(crate) fn steady_state<const L: usize>(
     }
 }
 
+/// Samples per chunk: each section runs over one chunk while the chunk stays in L1
+/// (256 samples x 8 lanes x 8 bytes = 16 KiB).
+const CHUNK: usize = 256;
+
+/// Run one section over `chunk` with the section's state in registers. Operation order per sample
+/// is SciPy's `_sosfilt` (direct-form II transposed), so results equal the sample-by-sample loop
+/// bit for bit; running a whole chunk per section keeps the state out of memory, and the `L`
+/// lanes give `L / 2` (SSE2) independent recurrences to hide the 12-cycle dependency chain.
 #[inline(always)]
-fn step<const L: usize>(sections: &[[f64; 6]], state: &mut [LaneState<L>], v: &mut [f64; L]) {
-    let mut x = *v;
-    for (s, z) in sections.iter().zip(state.iter_mut()) {
+fn section_chunk<'a, const L: usize>(
+    s: &[f64; 6],
+    z: &mut LaneState<L>,
+    chunk: impl Iterator<Item = &'a mut [f64; L]>,
+) {
+    let (b0, b1, b2, a1, a2) = (s[0], s[1], s[2], s[4], s[5]);
+    let (mut z0, mut z1) = (z[0], z[1]);
+    for v in chunk {
+        let x = *v;
         let mut y = [0.0; L];
         for l in 0..L {
-            y[l] = s[0] * x[l] + z[0][l];
-            z[0][l] = s[1] * x[l] - s[4] * y[l] + z[1][l];
-            z[1][l] = s[2] * x[l] - s[5] * y[l];
+            y[l] = b0 * x[l] + z0[l];
+            z0[l] = b1 * x[l] - a1 * y[l] + z1[l];
+            z1[l] = b2 * x[l] - a2 * y[l];
         }
-        x = y;
+        *v = y;
     }
-    *v = x;
+    *z = [z0, z1];
 }
 
 /// Filter `buf` forward in place from `state` (direct-form II transposed, SciPy's operation order).
@@ -46,8 +59,10 @@ pub(crate) fn forward<const L: usize>(
     state: &mut [LaneState<L>],
     buf: &mut [[f64; L]],
 ) {
-    for v in buf.iter_mut() {
-        step(sections, state, v);
+    for chunk in buf.chunks_mut(CHUNK) {
+        for (s, z) in sections.iter().zip(state.iter_mut()) {
+            section_chunk(s, z, chunk.iter_mut());
+        }
     }
 }
 
@@ -57,7 +72,9 @@ pub(crate) fn backward<const L: usize>(
     state: &mut [LaneState<L>],
     buf: &mut [[f64; L]],
 ) {
-    for v in buf.iter_mut().rev() {
-        step(sections, state, v);
+    for chunk in buf.rchunks_mut(CHUNK) {
+        for (s, z) in sections.iter().zip(state.iter_mut()) {
+            section_chunk(s, z, chunk.iter_mut().rev());
+        }
     }
 }

@@ -3,14 +3,13 @@
 //!
 //! The montage runs first: it is linear, as is the filter, so filtering the derivations equals
 //! deriving the filtered channels, and a double banana filters 18 rows instead of 32. Rows are
-//! processed in groups of four (`LANES`) derivations written side by side into one
-//! working buffer (SIMD across channels), groups run on rayon's pool, and every buffer is owned by
+//! processed in groups of 4 to 16 derivations written side by side into one working buffer (SIMD
+//! across channels; the width is chosen per plan so the groups fill the rayon pool evenly), groups run on rayon's pool, and every buffer is owned by
 //! the [`PageProcessor`] and reused from page to page: after the first page of a given size, a page
 //! allocates nothing but rayon's task bookkeeping.
 
-use super::decimate::minmax_strided;
+use super::decimate::column_range;
 use super::error::{DspError, Result};
-use super::lanes::LANES;
 use super::page::Phase;
 use super::page::{FilterPlan, PageEdges, PageLayout};
 use super::spec::FilterSpec;
@@ -177,19 +176,41 @@ impl Page {
     }
 }
 
+/// Lane widths the kernels are compiled for; [`PageProcessor::new`] picks one per plan.
+const LANE_WIDTHS: [usize; 6] = [4, 6, 8, 9, 12, 16];
+
+/// Pick the group width for `rows` derivations on `threads` workers: the least wall-clock work
+/// (`rounds of groups x lanes per group`), then the wider group (more independent recurrences to
+/// hide latency).
+/// A double banana (18 rows) on 2 threads gets 2 groups of 9; 32 referential rows get 2 x 16.
+fn pick_lanes(rows: usize, threads: usize) -> usize {
+    let threads = threads.max(1);
+    let mut best = (usize::MAX, usize::MAX, 0);
+    for &l in &LANE_WIDTHS {
+        let groups = rows.div_ceil(l).max(1);
+        let key = (groups.div_ceil(threads) * l, usize::MAX - l, 0);
+        if key < best {
+            best = key;
+        }
+    }
+    usize::MAX - best.1
+}
+
 /// Runs a [`PagePlan`] page after page with reusable buffers (one per worker thread or viewer).
 #[derive(Debug)]
 pub struct PageProcessor {
     plan: PagePlan,
-    groups: Vec<Vec<[f64; LANES]>>,
+    lanes: usize,
+    groups: Vec<Vec<f64>>,
     references: Vec<Vec<f64>>,
     page: Page,
 }
 
 impl PageProcessor {
-    /// A processor for `plan`.
+    /// A processor for `plan`, with its group width chosen for the current rayon pool's size.
     pub fn new(plan: PagePlan) -> Self {
-        let n_groups = plan.montage.n_derivations().div_ceil(LANES);
+        let lanes = pick_lanes(plan.montage.n_derivations(), rayon::current_num_threads());
+        let n_groups = plan.montage.n_derivations().div_ceil(lanes);
         let page = Page {
             labels: plan.montage.labels().to_vec(),
             minmax: plan.px.is_some(),
@@ -197,6 +218,7 @@ impl PageProcessor {
         };
         Self {
             plan,
+            lanes,
             groups: vec![Vec::new(); n_groups],
             references: Vec::new(),
             page,
@@ -208,6 +230,11 @@ impl PageProcessor {
         &self.plan
     }
 
+    /// Derivations filtered side by side in one SIMD group.
+    pub fn lanes(&self) -> usize {
+        self.lanes
+    }
+
     /// Process one page.
     ///
     /// # Errors
@@ -215,6 +242,18 @@ impl PageProcessor {
     /// inputs, the page is outside the block or the block is not row-contiguous;
     /// [`DspError::InsufficientPadding`] / [`DspError::TooShort`] from the filter plan.
     pub fn process(&mut self, input: PageInput<'_>) -> Result<&Page> {
+        match self.lanes {
+            4 => self.process_lanes::<4>(input),
+            6 => self.process_lanes::<6>(input),
+            8 => self.process_lanes::<8>(input),
+            9 => self.process_lanes::<9>(input),
+            12 => self.process_lanes::<12>(input),
+            _ => self.process_lanes::<16>(input),
+        }
+    }
+
+    fn process_lanes<const L: usize>(&mut self, input: PageInput<'_>) -> Result<&Page> {
+        debug_assert_eq!(L, self.lanes);
         let montage = &self.plan.montage;
         let data = input.data;
         if data.nrows() != montage.n_inputs() {
@@ -264,16 +303,15 @@ impl PageProcessor {
         montage.compute_references(data, src.clone(), &mut self.references);
 
         let n_rows = montage.n_derivations();
-        let page_len = layout.page.len();
-        let width = self.plan.px.unwrap_or(page_len);
+        let width = self.plan.px.unwrap_or(layout.page.len());
         let page = &mut self.page;
         page.width = width;
-        page.a.resize(n_rows.div_ceil(LANES) * LANES * width, 0.0);
+        page.a.resize(self.groups.len() * L * width, 0.0);
         if page.minmax {
             page.b.resize(page.a.len(), 0.0);
         }
         let (filter, px, references) = (self.plan.filter.as_ref(), self.plan.px, &self.references);
-        let chunk = LANES * width;
+        let chunk = (L * width).max(1);
         let mut b_chunks: Vec<&mut [f64]> = if page.minmax {
             page.b.chunks_mut(chunk).collect()
         } else {
@@ -285,37 +323,65 @@ impl PageProcessor {
             .zip(page.a.par_chunks_mut(chunk))
             .zip(b_chunks.into_par_iter())
             .enumerate()
-            .for_each(|(g, ((work, out_a), out_b))| {
-                work.clear();
-                work.resize(layout.work_len, [0.0; LANES]);
-                for l in 0..LANES {
-                    let d = g * LANES + l;
-                    if d >= n_rows {
-                        break;
-                    }
-                    let w = &mut work[layout.data_offset..];
-                    montage.derive_with(d, data, src.clone(), references, |t, v| w[t][l] = v);
+            .for_each(|(g, ((buf, out_a), out_b))| {
+                // Spare lanes of the last group stay zero: the buffer is zeroed when (re)sized, the
+                // montage writes zeros there, and filtering zeros from a zero state gives zeros.
+                if buf.len() != layout.work_len * L {
+                    buf.clear();
+                    buf.resize(layout.work_len * L, 0.0);
                 }
+                let work: &mut [[f64; L]] = buf.as_chunks_mut::<L>().0;
+                let first = g * L;
+                let lanes = (n_rows - first).min(L);
+                let data_part = &mut work[layout.data_offset..layout.data_offset + layout.data_len];
+                montage.derive_group(first, lanes, data, src.clone(), references, data_part);
                 if let Some(f) = filter {
                     f.run(work, &layout);
                 }
                 let p = &work[layout.page.clone()];
-                for l in 0..LANES {
-                    let row_a = &mut out_a[l * width..(l + 1) * width];
-                    match px {
-                        Some(px) => {
-                            let row_b = &mut out_b[l * width..(l + 1) * width];
-                            minmax_strided(p.len(), px, |i| p[i][l], row_a, row_b);
-                        }
-                        None => {
-                            for (o, v) in row_a.iter_mut().zip(p) {
-                                *o = v[l];
+                match px {
+                    Some(px) => minmax_lanes(p, px, out_a, out_b, width),
+                    None => {
+                        for (t, v) in p.iter().enumerate() {
+                            for l in 0..L {
+                                out_a[l * width + t] = v[l];
                             }
                         }
                     }
                 }
             });
         Ok(&self.page)
+    }
+}
+
+/// Min/max per pixel column for every lane at once: one pass over the page, columns as
+/// [`column_range`]; lane `l`'s row goes to `min[l * width..]` / `max[l * width..]`.
+fn minmax_lanes<const L: usize>(
+    p: &[[f64; L]],
+    px: usize,
+    min: &mut [f64],
+    max: &mut [f64],
+    width: usize,
+) {
+    let n = p.len();
+    if n == 0 {
+        min.fill(f64::NAN);
+        max.fill(f64::NAN);
+        return;
+    }
+    for j in 0..px {
+        let r = column_range(j, n, px);
+        let (mut lo, mut hi) = ([f64::INFINITY; L], [f64::NEG_INFINITY; L]);
+        for v in &p[r] {
+            for l in 0..L {
+                lo[l] = lo[l].min(v[l]);
+                hi[l] = hi[l].max(v[l]);
+            }
+        }
+        for l in 0..L {
+            min[l * width + j] = lo[l];
+            max[l * width + j] = hi[l];
+        }
     }
 }
 
@@ -392,6 +458,20 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn lane_widths_fill_the_pool() {
+        assert_eq!(pick_lanes(18, 2), 9);
+        assert_eq!(pick_lanes(18, 1), 9);
+        assert_eq!(pick_lanes(32, 2), 16);
+        assert_eq!(pick_lanes(1, 2), 4);
+        assert_eq!(pick_lanes(19, 2), 12);
+        for rows in 1..40 {
+            for threads in 1..5 {
+                assert!(LANE_WIDTHS.contains(&pick_lanes(rows, threads)));
             }
         }
     }
