@@ -102,6 +102,10 @@ pub struct Settings {
     /// OpenID Connect providers.
     #[serde(default)]
     pub oidc: Vec<OidcProviderSettings>,
+    /// Key file sealing the service's secrets at rest (see [`crate::secrets`]); generated in the
+    /// data folder by the dev profile, required elsewhere.
+    #[serde(default)]
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -295,6 +299,7 @@ impl Settings {
             accounts: AccountSettings::default(),
             http: HttpSettings::default(),
             oidc: Vec::new(),
+            secrets_key_file: None,
         }
     }
 
@@ -305,9 +310,14 @@ impl Settings {
             }
         };
         fix(&mut self.data_dir);
-        for p in [&mut self.tls.cert, &mut self.tls.key, &mut self.tls.ca_file]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut self.tls.cert,
+            &mut self.tls.key,
+            &mut self.tls.ca_file,
+            &mut self.secrets_key_file,
+        ]
+        .into_iter()
+        .flatten()
         {
             fix(p);
         }

@@ -24,6 +24,7 @@ pub mod error;
 pub mod extract;
 pub mod http_client;
 mod routes;
+pub mod secrets;
 pub mod serve;
 pub mod state;
 pub mod tls;

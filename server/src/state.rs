@@ -8,6 +8,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{IpNet, Settings};
 use crate::db::Db;
 use crate::error::Result;
+use crate::secrets::SecretKey;
 
 /// Everything handlers share: settings, database, clock, audit sink, OIDC providers.
 /// Cheap to clone (all `Arc`s).
@@ -19,16 +20,19 @@ pub struct AppState {
     audit: Arc<dyn AuditSink>,
     trusted_proxies: Arc<Vec<IpNet>>,
     oidc: Arc<OidcRegistry>,
+    secrets: Arc<SecretKey>,
 }
 
 impl AppState {
-    /// State over an open database with the system clock and the tracing audit sink.
+    /// State over an open database with the system clock and the tracing audit sink. Loads (in
+    /// dev, creates) the secrets key.
     ///
     /// # Errors
-    /// [`crate::Error::Config`] for bad proxy blocks or OIDC settings.
+    /// [`crate::Error::Config`] for bad proxy blocks, OIDC settings or secrets key.
     pub fn new(settings: Settings, db: Db) -> Result<AppState> {
         let trusted = settings.trusted_proxies()?;
         let oidc = OidcRegistry::from_settings(&settings)?;
+        let secrets = SecretKey::for_settings(&settings)?;
         Ok(AppState {
             settings: Arc::new(settings),
             db,
@@ -36,6 +40,7 @@ impl AppState {
             audit: Arc::new(TracingAuditSink),
             trusted_proxies: Arc::new(trusted),
             oidc: Arc::new(oidc),
+            secrets: Arc::new(secrets),
         })
     }
 
@@ -76,6 +81,11 @@ impl AppState {
     /// Records an audit event.
     pub fn audit(&self, event: AuditEvent) {
         self.audit.record(event);
+    }
+
+    /// The key sealing secrets at rest.
+    pub fn secrets(&self) -> &SecretKey {
+        &self.secrets
     }
 
     pub(crate) fn trusted_proxies(&self) -> &[IpNet] {

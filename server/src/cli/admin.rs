@@ -42,6 +42,13 @@ pub enum AdminCommand {
         #[arg(long)]
         username: Option<String>,
     },
+    /// Writes a new key for sealing secrets at rest, tagged with the profile's environment
+    /// (set `secrets_key_file` to it). Never overwrites.
+    SecretKey {
+        /// Where to write it.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Lists every account with role, tenant, grants, status, last login and password age.
     AccessReview {
         /// Output format.
@@ -75,6 +82,15 @@ pub fn run(args: AdminArgs) -> i32 {
 
 fn run_inner(args: AdminArgs) -> Result<()> {
     let settings = Settings::load(&args.config, args.profile.as_deref())?;
+    if let AdminCommand::SecretKey { out } = &args.command {
+        crate::secrets::SecretKey::generate(&settings.environment()).write_new(out)?;
+        println!(
+            "Secret key for environment {:?} written to {}",
+            settings.environment(),
+            out.display()
+        );
+        return Ok(());
+    }
     let db = crate::serve::open_db(&settings)?;
     let now = chrono::Utc::now();
     match args.command {
@@ -95,6 +111,7 @@ fn run_inner(args: AdminArgs) -> Result<()> {
             println!("once a second, nominative administrator has completed a first login.");
             Ok(())
         }
+        AdminCommand::SecretKey { .. } => Ok(()),
         AdminCommand::AccessReview { format } => {
             let rows = db.call_blocking(|c| accounts::access_review(c, now))?;
             match format {

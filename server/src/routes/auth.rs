@@ -286,7 +286,8 @@ pub(crate) async fn mfa_enroll(
     let uri = totp::otpauth_uri(&secret, &acc.username)?;
     let codes = recovery::generate();
     let hashes: Vec<String> = codes.iter().map(|c| recovery::hash(c)).collect();
-    let (id, s, now) = (acc.id.clone(), secret.clone(), state.now());
+    let sealed = state.secrets().seal_totp(&acc.id, &secret)?;
+    let (id, s, now) = (acc.id.clone(), sealed, state.now());
     state
         .db()
         .call(move |c| -> Result<(), Error> {
@@ -365,7 +366,7 @@ pub(crate) async fn mfa_verify(
         state.audit(e);
         return Err(ApiError::PasswordChangeRequired);
     }
-    let Some(secret) = creds.totp_secret.clone() else {
+    let Some(sealed) = creds.totp_secret.clone() else {
         e.reason = Some("totp_not_enrolled".into());
         state.audit(e);
         return Err(ApiError::bad_request(
@@ -373,6 +374,7 @@ pub(crate) async fn mfa_verify(
             "enrol TOTP first (/api/auth/mfa/enroll)",
         ));
     };
+    let secret = state.secrets().open_totp(&acc.id, &sealed)?;
     let unix = u64::try_from(now.timestamp()).unwrap_or(0);
     let (id, pid) = (acc.id.clone(), p.id.clone());
     let enabled = acc.totp_enabled;

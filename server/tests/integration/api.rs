@@ -874,10 +874,10 @@ async fn openapi_matches_the_routes() {
             }
             if let Some(p) = line.strip_prefix("  /") {
                 out.push((format!("/{}", p.trim_end_matches(':')), Vec::new()));
-            } else if let Some(m) = line.strip_prefix("    ").and_then(|l| l.strip_suffix(':')) {
-                if ["get", "post", "patch", "put", "delete"].contains(&m) {
-                    out.last_mut().unwrap().1.push(m.to_uppercase());
-                }
+            } else if let Some(m) = line.strip_prefix("    ").and_then(|l| l.strip_suffix(':'))
+                && ["get", "post", "patch", "put", "delete"].contains(&m)
+            {
+                out.last_mut().unwrap().1.push(m.to_uppercase());
             }
         }
         out
@@ -896,10 +896,9 @@ async fn openapi_matches_the_routes() {
     for (m, p) in theta_server::ROUTES {
         let path = p.replace("{id}", "x").replace("{provider}", "none");
         let (s, _, _) = app.send(req(m.parse().unwrap(), &path, None, None)).await;
-        assert!(
-            s != StatusCode::METHOD_NOT_ALLOWED
-                && !(s == StatusCode::NOT_FOUND && !p.contains('{')),
-            "{m} {p}: {s}"
-        );
+        // Routing answers every listed route; 404 only from a handler looking up a dummy id.
+        let routed =
+            s != StatusCode::METHOD_NOT_ALLOWED && (s != StatusCode::NOT_FOUND || p.contains('{'));
+        assert!(routed, "{m} {p}: {s}");
     }
 }

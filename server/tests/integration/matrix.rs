@@ -13,7 +13,7 @@ use crate::support::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scope {
     /// The endpoint has no tenant/recording in it.
-    NoScope,
+    Unscoped,
     /// The caller's tenant.
     OwnTenant,
     /// Another tenant.
@@ -52,7 +52,7 @@ struct Endpoint {
     allowed: &'static str,
 }
 
-const NS: &[Scope] = &[Scope::NoScope];
+const NS: &[Scope] = &[Scope::Unscoped];
 
 const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
@@ -245,7 +245,7 @@ fn fill(t: &str, f: &Fixture, u: usize, scope: Scope) -> String {
         Scope::OtherTenant => (OTHER, REC_OTHER),
         Scope::Assigned => (OWN, REC_ASSIGNED),
         Scope::NotAssigned => (OWN, REC_UNASSIGNED),
-        Scope::OwnTenant | Scope::NoScope => (OWN, REC_UNASSIGNED),
+        Scope::OwnTenant | Scope::Unscoped => (OWN, REC_UNASSIGNED),
     };
     t.replace("{target}", &f.target)
         .replace("{tech}", &f.tech)
@@ -362,11 +362,11 @@ fn decision_matrix_for_tenants_and_recordings() {
         (Action::ReadTenants,         &tenant_scopes, ["YY", "YN", "YN", "YN", "NN"]),
         (Action::ReadRecording,       &rec_scopes,    ["NNN", "YYN", "YNN", "NNN", "NNN"]),
         (Action::Annotate,            &rec_scopes,    ["NNN", "NNN", "YNN", "NNN", "NNN"]),
-        (Action::ReadAudit,           &[NoScope],     ["N", "N", "N", "N", "Y"]),
-        (Action::ReadAccessReview,    &[NoScope],     ["Y", "N", "N", "N", "Y"]),
-        (Action::ManageAccounts,      &[NoScope],     ["Y", "N", "N", "N", "N"]),
-        (Action::ManageGrants,        &[NoScope],     ["Y", "N", "N", "N", "N"]),
-        (Action::ManageTenants,       &[NoScope],     ["Y", "N", "N", "N", "N"]),
+        (Action::ReadAudit,           &[Unscoped],     ["N", "N", "N", "N", "Y"]),
+        (Action::ReadAccessReview,    &[Unscoped],     ["Y", "N", "N", "N", "Y"]),
+        (Action::ManageAccounts,      &[Unscoped],     ["Y", "N", "N", "N", "N"]),
+        (Action::ManageGrants,        &[Unscoped],     ["Y", "N", "N", "N", "N"]),
+        (Action::ManageTenants,       &[Unscoped],     ["Y", "N", "N", "N", "N"]),
     ];
     let mut checked = 0;
     for (action, scopes, expected) in table {
@@ -374,7 +374,7 @@ fn decision_matrix_for_tenants_and_recordings() {
             let p = principal(*role);
             for (si, scope) in scopes.iter().enumerate() {
                 let res = match scope {
-                    NoScope => Resource::System,
+                    Unscoped => Resource::System,
                     OwnTenant => Resource::Tenant {
                         tenant_id: OWN.into(),
                     },

@@ -90,6 +90,23 @@ impl TestApp {
         }
     }
 
+    /// A real HTTPS server on a free loopback port whose public origin is that port (so the
+    /// Origin check can be exercised), after `f` adjusts the settings.
+    pub(crate) async fn tls_with(f: impl FnOnce(&mut Settings)) -> TestApp {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self::with_settings(|s| {
+            s.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            s.public_origin = Some(format!("https://127.0.0.1:{port}"));
+            f(s);
+        })
+        .serve_tls()
+        .await
+    }
+
     /// Starts a real HTTPS server on 127.0.0.1:0 over the same state; later requests use it.
     pub(crate) async fn serve_tls(mut self) -> TestApp {
         let running = theta_server::serve_state(self.state.clone(), std::future::pending())
@@ -125,7 +142,7 @@ impl TestApp {
 
     /// A user with [`PASSWORD`] (already changed, so no forced change) and TOTP enrolled.
     pub(crate) fn add_user(&self, username: &str, role: Role, tenant: Option<&str>) -> User {
-        add_user_to(self.db(), self.clock_now(), username, role, tenant)
+        add_user_to(&self.state, self.clock_now(), username, role, tenant)
     }
 
     pub(crate) async fn send(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Value) {
@@ -201,7 +218,7 @@ impl TestApp {
 }
 
 pub(crate) fn add_user_to(
-    db: &Db,
+    state: &AppState,
     now: DateTime<Utc>,
     username: &str,
     role: Role,
@@ -218,14 +235,16 @@ pub(crate) fn add_user_to(
     };
     let secret = totp::generate_secret();
     let hash = password_hash().to_owned();
-    let s2 = secret.clone();
-    let acc = db
-        .call_blocking(move |c| -> theta_server::Result<_> {
+    let keys = state.secrets();
+    let acc = state
+        .db()
+        .call_blocking(|c| -> theta_server::Result<_> {
             let a = accounts::insert(c, &new, &hash, None, false, now)?;
             accounts::set_password(c, &a.id, &hash, false, now)?;
+            let sealed = keys.seal_totp(&a.id, &secret)?;
             c.execute(
                 "UPDATE accounts SET totp_secret = ?2, totp_enabled = 1 WHERE id = ?1",
-                rusqlite::params![a.id, s2],
+                rusqlite::params![a.id, sealed],
             )?;
             Ok(a)
         })

@@ -25,7 +25,7 @@ CREATE TABLE accounts (
     password_hash        TEXT,
     password_changed_at  BIGINT,
     must_change_password INTEGER NOT NULL DEFAULT 1,
-    totp_secret          TEXT,
+    totp_secret          TEXT,   -- sealed (AES-256-GCM, see secrets.rs), never plain
     totp_enabled         INTEGER NOT NULL DEFAULT 0,
     totp_last_step       BIGINT,
     created_at           BIGINT NOT NULL,
