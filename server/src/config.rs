@@ -524,6 +524,18 @@ http = { trusted_proxies = ["10.0.0.0/8", "::1"] }
     }
 
     #[test]
+    fn the_example_file_is_valid() {
+        let text = include_str!("../theta.example.toml");
+        let dev = Settings::from_toml(text, None, Path::new("/srv")).unwrap();
+        assert_eq!(dev.data_dir, Path::new("/srv/theta-data"));
+        let prod = Settings::from_toml(text, Some("prod"), Path::new("/srv")).unwrap();
+        assert_eq!(prod.kind(), ProfileKind::Prod);
+        assert_eq!(prod.environment(), "prod-paris");
+        assert_eq!(prod.oidc[0].name, "aphp");
+        assert_eq!(prod.trusted_proxies().unwrap().len(), 1);
+    }
+
+    #[test]
     fn cidr_matching() {
         let n = IpNet::parse("10.1.0.0/16").unwrap();
         assert!(n.contains("10.1.200.3".parse().unwrap()));
