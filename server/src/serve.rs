@@ -28,6 +28,7 @@ pub struct Running {
     state: AppState,
     handle: Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    stopped: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Running {
@@ -52,6 +53,7 @@ impl Running {
     /// [`Error::Io`] if the server failed.
     pub async fn stop(self) -> Result<()> {
         self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        self.stopped.notify_one();
         self.wait().await
     }
 
@@ -118,6 +120,9 @@ pub async fn serve_state(
 
     let h = handle.clone();
     let sweeper_state = state.clone();
+    let stopped = std::sync::Arc::new(tokio::sync::Notify::new());
+    let stop_signal = std::sync::Arc::clone(&stopped);
+    // Background duties (the account sweep) end with the server, whichever way it stops.
     tokio::spawn(async move {
         let sweep = async {
             loop {
@@ -127,6 +132,7 @@ pub async fn serve_state(
         };
         tokio::select! {
             () = shutdown => h.graceful_shutdown(Some(Duration::from_secs(10))),
+            () = stop_signal.notified() => {}
             () = sweep => {}
         }
     });
@@ -137,6 +143,7 @@ pub async fn serve_state(
         state,
         handle,
         task,
+        stopped,
     })
 }
 

@@ -317,27 +317,28 @@ pub(crate) async fn list_tenants(
     ctx: Ctx,
 ) -> Result<Json<Vec<Tenant>>, ApiError> {
     let all = state.db().call(|c| accounts::list_tenants(c)).await?;
-    if ctx
-        .authorize(Action::ReadTenants, &Resource::System)
-        .is_ok()
-    {
-        return Ok(Json(all));
-    }
-    // Everyone else sees the tenants they belong to; the filter goes through the same decision
-    // point, one tenant at a time, without auditing each refusal as an attempt.
-    let visible = all
-        .into_iter()
-        .filter(|t| {
-            crate::authz::authorize(
-                &ctx.principal,
-                Action::ReadTenants,
-                &Resource::Tenant {
-                    tenant_id: t.id.clone(),
-                },
-            )
-            .is_ok()
-        })
-        .collect();
+    // Administrators see every tenant; everyone else the tenants they belong to. Each tenant
+    // goes through the decision point; the listing is audited once as a read.
+    let p = &ctx.principal;
+    let visible: Vec<Tenant> =
+        if crate::authz::authorize(p, Action::ReadTenants, &Resource::System).is_ok() {
+            all
+        } else {
+            all.into_iter()
+                .filter(|t| {
+                    let res = Resource::Tenant {
+                        tenant_id: t.id.clone(),
+                    };
+                    crate::authz::authorize(p, Action::ReadTenants, &res).is_ok()
+                })
+                .collect()
+        };
+    ctx.audit(
+        "authz.read_tenants",
+        &Resource::System,
+        Outcome::Success,
+        None,
+    );
     Ok(Json(visible))
 }
 
