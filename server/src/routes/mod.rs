@@ -87,6 +87,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/tenants", get(admin::list_tenants).post(admin::create_tenant))
         .route("/api/access-review", get(admin::access_review))
         .with_state(state)
+        .layer(DefaultBodyLimit::max(s.http.body_limit_bytes))
+        .layer(RequestBodyLimitLayer::new(s.http.body_limit_bytes))
+        .layer(ConcurrencyLimitLayer::new(s.http.max_concurrent_requests))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(s.http.request_timeout_secs),
+        ))
+        // Spans carry method and path only: query strings may hold OIDC codes and states.
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+        }))
+        // Outermost, so answers made by the layers above (408, 413, …) carry the headers too.
         .layer(axum::middleware::map_response(move |mut r: Response| {
             let hsts = hsts.clone();
             async move {
@@ -98,16 +110,5 @@ pub fn router(state: AppState) -> Router {
                 h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
                 r
             }
-        }))
-        .layer(DefaultBodyLimit::max(s.http.body_limit_bytes))
-        .layer(RequestBodyLimitLayer::new(s.http.body_limit_bytes))
-        .layer(ConcurrencyLimitLayer::new(s.http.max_concurrent_requests))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(s.http.request_timeout_secs),
-        ))
-        // Spans carry method and path only: query strings may hold OIDC codes and states.
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
         }))
 }

@@ -827,7 +827,7 @@ async fn health_headers_and_errors() {
     );
     // Oversized bodies are refused before parsing.
     let big = "x".repeat(2 << 20);
-    let (s, _, _) = app
+    let (s, h, _) = app
         .send(req(
             Method::POST,
             "/api/auth/login",
@@ -836,6 +836,10 @@ async fn health_headers_and_errors() {
         ))
         .await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        h.contains_key(header::STRICT_TRANSPORT_SECURITY),
+        "security headers on layer answers too"
+    );
     // 5xx bodies are generic.
     use axum::response::IntoResponse;
     let resp = theta_server::ApiError::Internal(theta_server::Error::Corrupt {
