@@ -48,8 +48,8 @@ struct Endpoint {
     scopes: &'static [Scope],
     /// Status when authorised (401 where the handler then checks a credential on purpose).
     ok: StatusCode,
-    /// Allowed? One letter per role in `ROLES` order: Y or N.
-    allowed: &'static str,
+    /// Allowed? One string per role (`ROLES` order), one letter (Y/N) per entry of `scopes`.
+    allowed: [&'static str; 5],
 }
 
 const NS: &[Scope] = &[Scope::Unscoped];
@@ -61,7 +61,7 @@ const ENDPOINTS: &[Endpoint] = &[
         body: None,
         scopes: NS,
         ok: StatusCode::OK,
-        allowed: "YYYYY",
+        allowed: ["Y", "Y", "Y", "Y", "Y"],
     },
     Endpoint {
         method: Method::GET,
@@ -69,7 +69,7 @@ const ENDPOINTS: &[Endpoint] = &[
         body: None,
         scopes: NS,
         ok: StatusCode::OK,
-        allowed: "YYYYY",
+        allowed: ["Y", "Y", "Y", "Y", "Y"],
     },
     Endpoint {
         method: Method::POST,
@@ -77,7 +77,7 @@ const ENDPOINTS: &[Endpoint] = &[
         body: Some(r#"{"current_password":"not-mine","new_password":"Whatever#2026x"}"#),
         scopes: NS,
         ok: StatusCode::UNAUTHORIZED,
-        allowed: "YYYYY",
+        allowed: ["Y", "Y", "Y", "Y", "Y"],
     },
     Endpoint {
         method: Method::GET,
@@ -85,7 +85,7 @@ const ENDPOINTS: &[Endpoint] = &[
         body: None,
         scopes: NS,
         ok: StatusCode::OK,
-        allowed: "YNNNN",
+        allowed: ["Y", "N", "N", "N", "N"],
     },
     Endpoint {
         method: Method::POST,
@@ -95,7 +95,7 @@ const ENDPOINTS: &[Endpoint] = &[
         ),
         scopes: NS,
         ok: StatusCode::CREATED,
-        allowed: "YNNNN",
+        allowed: ["Y", "N", "N", "N", "N"],
     },
     Endpoint {
         method: Method::GET,
@@ -103,7 +103,7 @@ const ENDPOINTS: &[Endpoint] = &[
         body: None,
         scopes: NS,
         ok: StatusCode::OK,
-        allowed: "YNNNN",
+        allowed: ["Y", "N", "N", "N", "N"],
     },
     Endpoint {
         method: Method::PATCH,
@@ -111,7 +111,7 @@ const ENDPOINTS: &[Endpoint] = &[
         body: Some(r#"{"status":"active"}"#),
         scopes: NS,
         ok: StatusCode::OK,
-        allowed: "YNNNN",
+        allowed: ["Y", "N", "N", "N", "N"],
     },
     Endpoint {
         method: Method::POST,
@@ -119,7 +119,7 @@ const ENDPOINTS: &[Endpoint] = &[
         body: None,
         scopes: NS,
         ok: StatusCode::OK,
-        allowed: "YNNNN",
+        allowed: ["Y", "N", "N", "N", "N"],
     },
     Endpoint {
         method: Method::GET,
@@ -127,7 +127,7 @@ const ENDPOINTS: &[Endpoint] = &[
         body: None,
         scopes: NS,
         ok: StatusCode::OK,
-        allowed: "YNNNN",
+        allowed: ["Y", "N", "N", "N", "N"],
     },
     Endpoint {
         method: Method::POST,
@@ -135,7 +135,7 @@ const ENDPOINTS: &[Endpoint] = &[
         body: Some(r#"{"kind":"tenant","tenant_id":"chu-b"}"#),
         scopes: NS,
         ok: StatusCode::CREATED,
-        allowed: "YNNNN",
+        allowed: ["Y", "N", "N", "N", "N"],
     },
     Endpoint {
         method: Method::DELETE,
@@ -143,7 +143,7 @@ const ENDPOINTS: &[Endpoint] = &[
         body: None,
         scopes: NS,
         ok: StatusCode::NOT_FOUND,
-        allowed: "YNNNN",
+        allowed: ["Y", "N", "N", "N", "N"],
     },
     Endpoint {
         method: Method::GET,
@@ -151,7 +151,7 @@ const ENDPOINTS: &[Endpoint] = &[
         body: None,
         scopes: NS,
         ok: StatusCode::OK,
-        allowed: "YNNNN",
+        allowed: ["Y", "N", "N", "N", "N"],
     },
     Endpoint {
         method: Method::POST,
@@ -161,7 +161,7 @@ const ENDPOINTS: &[Endpoint] = &[
         ),
         scopes: NS,
         ok: StatusCode::CREATED,
-        allowed: "YNNNN",
+        allowed: ["Y", "N", "N", "N", "N"],
     },
     Endpoint {
         method: Method::POST,
@@ -169,7 +169,7 @@ const ENDPOINTS: &[Endpoint] = &[
         body: Some(r#"{"name":"Clinique {u}"}"#),
         scopes: NS,
         ok: StatusCode::CREATED,
-        allowed: "YNNNN",
+        allowed: ["Y", "N", "N", "N", "N"],
     },
     Endpoint {
         method: Method::GET,
@@ -177,7 +177,7 @@ const ENDPOINTS: &[Endpoint] = &[
         body: None,
         scopes: NS,
         ok: StatusCode::OK,
-        allowed: "YNNNY",
+        allowed: ["Y", "N", "N", "N", "Y"],
     },
     Endpoint {
         method: Method::GET,
@@ -185,11 +185,15 @@ const ENDPOINTS: &[Endpoint] = &[
         body: None,
         scopes: NS,
         ok: StatusCode::OK,
-        allowed: "YNNNY",
+        allowed: ["Y", "N", "N", "N", "Y"],
     },
     // Phase 2 (store): recordings list/upload ({tenant}), metadata/window/overview/PSD/annotations
-    // ({tenant}/{recording}) add their rows here with scopes OwnTenant/OtherTenant or
-    // Assigned/NotAssigned/OtherTenant.
+    // ({tenant}/{recording}) add their rows here, for example
+    //   Endpoint { method: Method::GET, path: "/api/tenants/{tenant}/recordings/{recording}/window",
+    //              body: None, scopes: REC, ok: StatusCode::OK,
+    //              allowed: ["NNN", "YYN", "YNN", "NNN", "NNN"] },
+    // with REC = &[Scope::Assigned, Scope::NotAssigned, Scope::OtherTenant] (the fixture then
+    // needs those recordings in the store).
 ];
 
 struct Fixture {
@@ -264,9 +268,12 @@ async fn walk_endpoints(app: &TestApp) -> usize {
     let mut n = 0;
     let mut failures = Vec::new();
     for (row, e) in ENDPOINTS.iter().enumerate() {
-        assert_eq!(e.allowed.len(), ROLES.len(), "row {row}");
+        assert!(
+            e.allowed.iter().all(|a| a.len() == e.scopes.len()),
+            "row {row}: one letter per scope"
+        );
         for (i, (role, s)) in sessions.iter().enumerate() {
-            for &scope in e.scopes {
+            for (si, &scope) in e.scopes.iter().enumerate() {
                 n += 1;
                 let path = fill(e.path, &f, n, scope);
                 let body: Option<Value> = e
@@ -275,7 +282,7 @@ async fn walk_endpoints(app: &TestApp) -> usize {
                 let (status, _, v) = app
                     .send(req(e.method.clone(), &path, Some(&s.token), body))
                     .await;
-                let allowed = e.allowed.as_bytes()[i] == b'Y';
+                let allowed = e.allowed[i].as_bytes()[si] == b'Y';
                 let ok = if allowed {
                     status == e.ok
                 } else {
@@ -325,7 +332,10 @@ async fn walk_endpoints(app: &TestApp) -> usize {
 async fn endpoint_matrix_in_process() {
     let app = TestApp::new();
     let n = walk_endpoints(&app).await;
-    assert_eq!(n, ENDPOINTS.len() * ROLES.len());
+    assert_eq!(
+        n,
+        ENDPOINTS.iter().map(|e| e.scopes.len()).sum::<usize>() * ROLES.len()
+    );
     // Every denial was audited with its reason.
     let denials = app
         .audit
@@ -335,7 +345,13 @@ async fn endpoint_matrix_in_process() {
         .count();
     let expected = ENDPOINTS
         .iter()
-        .map(|e| e.allowed.bytes().filter(|&b| b == b'N').count())
+        .map(|e| {
+            e.allowed
+                .iter()
+                .flat_map(|a| a.bytes())
+                .filter(|&b| b == b'N')
+                .count()
+        })
         .sum::<usize>();
     assert!(denials >= expected, "{denials} < {expected}");
 }
