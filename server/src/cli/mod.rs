@@ -1,5 +1,8 @@
 //! Command-line interface of the `theta` binary.
 
+pub mod admin;
+pub mod serve;
+
 use clap::{Parser, Subcommand};
 
 /// Theta: clinical EEG stored compressed and encrypted, served filtered and montaged.
@@ -16,6 +19,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the demo on an embedded default.
     Demo,
+    /// Serve the HTTPS API.
+    Serve(serve::ServeArgs),
+    /// Administration: bootstrap the first administrator, access review.
+    Admin(admin::AdminArgs),
 }
 
 /// Runs the parsed command line and returns the process exit code.
@@ -25,5 +32,7 @@ pub fn run(cli: Cli) -> i32 {
             eprintln!("demo: not built yet");
             1
         }
+        Command::Serve(args) => serve::run(args),
+        Command::Admin(args) => admin::run(args),
     }
 }
