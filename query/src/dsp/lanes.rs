@@ -1,10 +1,11 @@
 //! Filter kernels over lane-interleaved buffers: `L` channels side by side (`[f64; L]` per sample),
 //! so one recurrence step updates `L` independent channels with the same coefficients and LLVM
 //! turns the lane loops into SIMD (SSE2 by default, AVX2/AVX-512 with `-C target-cpu=native`).
-//! One channel's IIR recurrence is latency-bound (a 12-cycle chain per sample and section); `L`
-//! channels at once, one section over a cache-resident chunk at a time with its state in
-//! registers, run near the FP units' throughput (measured: ~6 flops/cycle with SSE2 on the
-//! standard page, see the report in `benches/benches/dsp.rs`).
+//! One channel's IIR recurrence is latency-bound (a 12-cycle chain per sample and section);
+//! running one section at a time over a cache-resident chunk with its state in registers, `L`
+//! channels wide, overlaps `L` chains. Measured on the standard page (18 rows as 2 groups of 9):
+//! about 1.2 ms of CPU for the filter, still latency- rather than throughput-bound, which is why
+//! AVX-512 (`-C target-cpu=native`) does not help here (`benches/benches/dsp.rs`).
 
 /// Per-section state for `L` lanes: `[z0, z1]`, each `[f64; L]`.
 pub(crate) type LaneState<const L: usize> = [[f64; L]; 2];
