@@ -221,7 +221,9 @@ struct PeerOutput {
 pub fn run(args: &ReadArgs) -> Result<()> {
     let path = bench_file(args)?;
     let file_bytes = std::fs::metadata(&path)?.len();
-    let header = EdfReader::open(&path, ReadOptions::default())?.header().clone();
+    let header = EdfReader::open(&path, ReadOptions::default())?
+        .header()
+        .clone();
     let sample_bytes: u64 = (0..header.signals.len())
         .map(|k| header.n_samples(k) * header.format.bytes_per_sample() as u64)
         .sum();

@@ -37,7 +37,11 @@ pub enum EdfError {
 }
 
 impl EdfError {
-    pub(crate) fn malformed(field: impl Into<String>, offset: u64, reason: impl Into<String>) -> Self {
+    pub(crate) fn malformed(
+        field: impl Into<String>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Self {
         EdfError::Malformed {
             field: field.into(),
             offset,

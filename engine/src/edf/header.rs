@@ -372,7 +372,11 @@ impl Fields<'_> {
     fn number_text(&self, diag: &mut Diagnostics, field: &str, at: (u64, usize)) -> Result<String> {
         let raw = self.raw(at);
         if !raw.is_ascii() {
-            return Err(EdfError::malformed(field, at.0, "non-ASCII bytes in a number"));
+            return Err(EdfError::malformed(
+                field,
+                at.0,
+                "non-ASCII bytes in a number",
+            ));
         }
         let text = std::str::from_utf8(raw).unwrap_or_default();
         let text = text.trim_end_matches([' ', '\0']);
@@ -423,10 +427,7 @@ fn trim_field(raw: &[u8]) -> &[u8] {
         .iter()
         .rposition(|&b| b != b' ' && b != 0)
         .map_or(0, |p| p + 1);
-    let start = raw[..end]
-        .iter()
-        .position(|&b| b != b' ')
-        .unwrap_or(end);
+    let start = raw[..end].iter().position(|&b| b != b' ').unwrap_or(end);
     &raw[start..end]
 }
 
@@ -541,17 +542,17 @@ pub(crate) fn parse(bytes: &[u8], stream_len: u64, diag: &mut Diagnostics) -> Re
         )
     })?;
 
-    // Per-signal fields.
-    let mut columns: Vec<Vec<(u64, usize)>> = Vec::with_capacity(SIGNAL_FIELDS.len());
+    // Per-signal fields: each field is stored for all signals in a row.
+    let mut column_start = [0u64; SIGNAL_FIELDS.len()];
     let mut at = BLOCK;
-    for (_, width) in SIGNAL_FIELDS {
-        columns.push(
-            (0..ns)
-                .map(|i| (at + (i * width) as u64, width))
-                .collect(),
-        );
+    for (start, (_, width)) in column_start.iter_mut().zip(SIGNAL_FIELDS) {
+        *start = at;
         at += (ns * width) as u64;
     }
+    let cell = |field: usize, signal: usize| -> (u64, usize) {
+        let width = SIGNAL_FIELDS[field].1;
+        (column_start[field] + (signal * width) as u64, width)
+    };
     let bps = if bdf { 3 } else { 2 };
     let mut signals = Vec::with_capacity(ns);
     let mut annotation_signals = Vec::new();
@@ -561,12 +562,12 @@ pub(crate) fn parse(bytes: &[u8], stream_len: u64, diag: &mut Diagnostics) -> Re
     let data_bytes_available = stream_len.saturating_sub(header_bytes);
     for i in 0..ns {
         let name = |field: &str| format!("{field} of signal {i}");
-        let label = f.text(diag, &name("label"), columns[0][i])?;
-        let spr = f.int(diag, &name("samples per data record"), columns[8][i])?;
+        let label = f.text(diag, &name("label"), cell(0, i))?;
+        let spr = f.int(diag, &name("samples per data record"), cell(8, i))?;
         if spr < 1 {
             return Err(EdfError::malformed(
                 name("samples per data record"),
-                columns[8][i].0,
+                cell(8, i).0,
                 "must be at least 1",
             ));
         }
@@ -574,7 +575,7 @@ pub(crate) fn parse(bytes: &[u8], stream_len: u64, diag: &mut Diagnostics) -> Re
         let Some(slot_bytes) = slot_bytes else {
             return Err(EdfError::malformed(
                 name("samples per data record"),
-                columns[8][i].0,
+                cell(8, i).0,
                 "too large",
             ));
         };
@@ -592,10 +593,10 @@ pub(crate) fn parse(bytes: &[u8], stream_len: u64, diag: &mut Diagnostics) -> Re
             annotation_slots.push((i, slot));
             continue;
         }
-        let physical_min = f.float(diag, &name("physical minimum"), columns[3][i])?;
-        let physical_max = f.float(diag, &name("physical maximum"), columns[4][i])?;
-        let digital_min = f.int(diag, &name("digital minimum"), columns[5][i])?;
-        let digital_max = f.int(diag, &name("digital maximum"), columns[6][i])?;
+        let physical_min = f.float(diag, &name("physical minimum"), cell(3, i))?;
+        let physical_max = f.float(diag, &name("physical maximum"), cell(4, i))?;
+        let digital_min = f.int(diag, &name("digital minimum"), cell(5, i))?;
+        let digital_max = f.int(diag, &name("digital maximum"), cell(6, i))?;
         let limit = if bdf { 1i64 << 23 } else { 1 << 15 };
         for (v, col, field) in [
             (digital_min, 5, "digital minimum"),
@@ -604,7 +605,7 @@ pub(crate) fn parse(bytes: &[u8], stream_len: u64, diag: &mut Diagnostics) -> Re
             if v < -limit || v >= limit {
                 return Err(EdfError::malformed(
                     name(field),
-                    columns[col][i].0,
+                    cell(col, i).0,
                     "outside the range of the sample width",
                 ));
             }
@@ -615,15 +616,15 @@ pub(crate) fn parse(bytes: &[u8], stream_len: u64, diag: &mut Diagnostics) -> Re
         }
         signals.push(SignalHeader {
             label,
-            transducer: f.text(diag, &name("transducer type"), columns[1][i])?,
-            physical_dimension: f.text(diag, &name("physical dimension"), columns[2][i])?,
+            transducer: f.text(diag, &name("transducer type"), cell(1, i))?,
+            physical_dimension: f.text(diag, &name("physical dimension"), cell(2, i))?,
             physical_min,
             physical_max,
             digital_min: digital_min as i32,
             digital_max: digital_max as i32,
-            prefilter: f.text(diag, &name("prefiltering"), columns[7][i])?,
+            prefilter: f.text(diag, &name("prefiltering"), cell(7, i))?,
             samples_per_record: spr as usize,
-            reserved: f.text(diag, &name("signal reserved field"), columns[9][i])?,
+            reserved: f.text(diag, &name("signal reserved field"), cell(9, i))?,
             normalized_label: None,
             channel_type: ChannelType::Misc,
         });
@@ -726,8 +727,9 @@ pub(crate) fn parse(bytes: &[u8], stream_len: u64, diag: &mut Diagnostics) -> Re
     if let Some(full) = recording_info.as_ref().and_then(|r| r.start_date) {
         match start_date {
             Some(d) if d == full => {}
-            Some(d) if (d.day(), d.month()) == (full.day(), full.month())
-                && d.year() % 100 == full.year() % 100 =>
+            Some(d)
+                if (d.day(), d.month()) == (full.day(), full.month())
+                    && d.year() % 100 == full.year() % 100 =>
             {
                 start_date = Some(full);
             }

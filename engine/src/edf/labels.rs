@@ -56,13 +56,13 @@ impl fmt::Display for ChannelType {
 /// Every electrode name of the 10-10 system plus ear/mastoid and anterior-temporal electrodes,
 /// in canonical spelling. Legacy `T3`–`T6` are handled as aliases.
 const ELECTRODES: &[&str] = &[
-    "Nz", "Fp1", "Fpz", "Fp2", "AF9", "AF7", "AF5", "AF3", "AF1", "AFz", "AF2", "AF4", "AF6", "AF8",
-    "AF10", "F9", "F7", "F5", "F3", "F1", "Fz", "F2", "F4", "F6", "F8", "F10", "FT9", "FT7",
+    "Nz", "Fp1", "Fpz", "Fp2", "AF9", "AF7", "AF5", "AF3", "AF1", "AFz", "AF2", "AF4", "AF6",
+    "AF8", "AF10", "F9", "F7", "F5", "F3", "F1", "Fz", "F2", "F4", "F6", "F8", "F10", "FT9", "FT7",
     "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "FT8", "FT10", "T9", "T7", "C5", "C3", "C1",
     "Cz", "C2", "C4", "C6", "T8", "T10", "TP9", "TP7", "CP5", "CP3", "CP1", "CPz", "CP2", "CP4",
-    "CP6", "TP8", "TP10", "P9", "P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8", "P10",
-    "PO9", "PO7", "PO5", "PO3", "PO1", "POz", "PO2", "PO4", "PO6", "PO8", "PO10", "O1", "Oz",
-    "O2", "O9", "O10", "I1", "Iz", "I2", "A1", "A2", "M1", "M2", "T1", "T2",
+    "CP6", "TP8", "TP10", "P9", "P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8", "P10", "PO9",
+    "PO7", "PO5", "PO3", "PO1", "POz", "PO2", "PO4", "PO6", "PO8", "PO10", "O1", "Oz", "O2", "O9",
+    "O10", "I1", "Iz", "I2", "A1", "A2", "M1", "M2", "T1", "T2",
 ];
 
 /// Legacy 10-20 names and their modern equivalents.
@@ -74,7 +74,17 @@ const ELECTRODE_PREFIXES: &[&str] = &["EEG", "POL"];
 /// Reference suffixes meaning "against the common reference": `Fp1-REF`, `Fp1-LE` (linked
 /// ears), `Fp1-AVG` (average). A named electrode after the dash is a derivation instead.
 const COMMON_REFERENCES: &[&str] = &[
-    "REF", "LE", "RE", "AR", "AV", "AVG", "AVE", "CAR", "COM", "COMMON", "REFERENCE",
+    "REF",
+    "LE",
+    "RE",
+    "AR",
+    "AV",
+    "AVG",
+    "AVE",
+    "CAR",
+    "COM",
+    "COMMON",
+    "REFERENCE",
 ];
 
 /// The canonical 10-10 name of a raw EDF label, or `None` when it names no single electrode.
@@ -204,8 +214,9 @@ pub fn channel_type(label: &str, transducer: &str, physical_dimension: &str) -> 
     if has(&["EMG"]) || is(&["CHIN", "LAT", "RAT", "LEG", "TIB"]) {
         return ChannelType::Emg;
     }
-    if has(&["RESP", "THOR", "ABDO", "SAO2", "SPO2", "PLETH", "SNORE", "FLOW"])
-        || is(&["ABD", "CHEST", "NASAL", "EFFORT"])
+    if has(&[
+        "RESP", "THOR", "ABDO", "SAO2", "SPO2", "PLETH", "SNORE", "FLOW",
+    ]) || is(&["ABD", "CHEST", "NASAL", "EFFORT"])
         || transducer_l.contains("belt")
         || transducer_l.contains("thermistor") && !transducer_l.contains("rectal")
     {
@@ -303,14 +314,24 @@ mod tests {
             ("EMG RAT", "", "uV", ChannelType::Emg),
             ("Resp nasal", "Nasal pressure", "", ChannelType::Resp),
             ("SaO2", "PulseOxiMeter", "%", ChannelType::Resp),
-            ("Status", "Triggers and Status", "Boolean", ChannelType::Trig),
+            (
+                "Status",
+                "Triggers and Status",
+                "Boolean",
+                ChannelType::Trig,
+            ),
             ("DIG DTRIG", "?", "uV", ChannelType::Trig),
             ("Event marker", "Marker button", "", ChannelType::Trig),
             ("Trigger", "none", "uV", ChannelType::Trig),
             ("A7", "Active Electrode", "uV", ChannelType::Eeg),
             ("Fc5.", "BCI2000", "uV", ChannelType::Eeg),
             ("REF_EEG REF_EEG", "?", "uV", ChannelType::Eeg),
-            ("Temp rectal", "Rectal thermistor", "DegC", ChannelType::Misc),
+            (
+                "Temp rectal",
+                "Rectal thermistor",
+                "DegC",
+                ChannelType::Misc,
+            ),
             ("acc1", "none", "G", ChannelType::Misc),
             ("IBI", "", "sec", ChannelType::Misc),
         ] {

@@ -357,10 +357,18 @@ impl<R: Read + Seek> EdfReader<R> {
                 let at = ((record - self.batch_first) * self.parsed.header.record_bytes) as usize
                     + slot.offset
                     + within * bps;
-                decode(&self.batch[at..at + take * bps], bps, &mut out[done..done + take]);
+                decode(
+                    &self.batch[at..at + take * bps],
+                    bps,
+                    &mut out[done..done + take],
+                );
             } else {
                 self.read_at(pos, SpanTarget::Scratch(take * bps))?;
-                decode(&self.scratch[..take * bps], bps, &mut out[done..done + take]);
+                decode(
+                    &self.scratch[..take * bps],
+                    bps,
+                    &mut out[done..done + take],
+                );
             }
             done += take;
         }

@@ -185,11 +185,11 @@ impl EdfWriterBuilder {
             let onset = tal::seconds_to_ns(a.onset)
                 .ok_or_else(|| invalid(format!("annotation {i} has an invalid onset")))?;
             let duration = match a.duration {
-                Some(d) => Some(
-                    tal::seconds_to_ns(d)
-                        .filter(|&d| d >= 0)
-                        .ok_or_else(|| invalid(format!("annotation {i} has an invalid duration")))?,
-                ),
+                Some(d) => {
+                    Some(tal::seconds_to_ns(d).filter(|&d| d >= 0).ok_or_else(|| {
+                        invalid(format!("annotation {i} has an invalid duration"))
+                    })?)
+                }
                 None => None,
             };
             pending.push_back(PendingAnnotation {
@@ -232,12 +232,7 @@ impl EdfWriterBuilder {
         };
         let year = start.year();
         let date = if (1985..=2084).contains(&year) {
-            format!(
-                "{:02}.{:02}.{:02}",
-                start.day(),
-                start.month(),
-                year % 100
-            )
+            format!("{:02}.{:02}.{:02}", start.day(), start.month(), year % 100)
         } else if format.is_plus() {
             // EDF+: years outside 1985–2084 live only in the recording field's start date.
             format!("{:02}.{:02}.yy", start.day(), start.month())
@@ -268,7 +263,12 @@ impl EdfWriterBuilder {
         put(&mut h, "reserved", format.reserved_text(), 44)?;
         put(&mut h, "number of data records", "-1", 8)?;
         put(&mut h, "record duration", &duration_text, 8)?;
-        put(&mut h, "number of signals", &n_header_signals.to_string(), 4)?;
+        put(
+            &mut h,
+            "number of signals",
+            &n_header_signals.to_string(),
+            4,
+        )?;
 
         let (lo, hi) = (format.digital_limit_min(), format.digital_limit_max());
         for (i, s) in self.signals.iter().enumerate() {
@@ -304,7 +304,13 @@ impl EdfWriterBuilder {
             }
             Ok(())
         };
-        column(&mut h, "label", 16, &|s| Ok(s.label.clone()), format.annotation_label())?;
+        column(
+            &mut h,
+            "label",
+            16,
+            &|s| Ok(s.label.clone()),
+            format.annotation_label(),
+        )?;
         column(&mut h, "transducer", 80, &|s| Ok(s.transducer.clone()), "")?;
         column(
             &mut h,
@@ -320,7 +326,13 @@ impl EdfWriterBuilder {
             &|s| number(s.physical_min),
             "-1",
         )?;
-        column(&mut h, "physical maximum", 8, &|s| number(s.physical_max), "1")?;
+        column(
+            &mut h,
+            "physical maximum",
+            8,
+            &|s| number(s.physical_max),
+            "1",
+        )?;
         column(
             &mut h,
             "digital minimum",
@@ -343,7 +355,13 @@ impl EdfWriterBuilder {
             &|s| Ok(s.samples_per_record.to_string()),
             &annotation_spr.to_string(),
         )?;
-        column(&mut h, "signal reserved", 32, &|s| Ok(s.reserved.clone()), "")?;
+        column(
+            &mut h,
+            "signal reserved",
+            32,
+            &|s| Ok(s.reserved.clone()),
+            "",
+        )?;
         debug_assert_eq!(h.len(), header_bytes);
         out.write_all(&h)?;
 
@@ -539,8 +557,7 @@ impl<W: Write + Seek> EdfWriter<W> {
                     self.records_written
                 ));
             }
-            if !self.format.is_discontinuous() && (self.last_onset_ns.is_some() || onset_ns != 0)
-            {
+            if !self.format.is_discontinuous() && (self.last_onset_ns.is_some() || onset_ns != 0) {
                 return invalid(format!(
                     "{} cannot hold a gap before record {}; use a +D format",
                     self.format, self.records_written

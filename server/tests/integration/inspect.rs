@@ -20,9 +20,9 @@ fn eeg(name: &str) -> String {
 }
 
 fn golden(name: &str) -> Value {
-    let text = std::fs::read_to_string(theta_fixtures::shared_eeg_dir().join(format!(
-        "{name}.golden.json"
-    )))
+    let text = std::fs::read_to_string(
+        theta_fixtures::shared_eeg_dir().join(format!("{name}.golden.json")),
+    )
     .unwrap();
     serde_json::from_str(&text).unwrap()
 }
@@ -85,7 +85,10 @@ fn json_has_exactly_the_documented_fields_and_golden_values() {
             g["header"]["n_datarecords"].as_u64(),
             "{name}"
         );
-        assert_eq!(j["duration"].as_f64(), g["header"]["file_duration"].as_f64());
+        assert_eq!(
+            j["duration"].as_f64(),
+            g["header"]["file_duration"].as_f64()
+        );
         let signals = j["signals"].as_array().unwrap();
         let gs = g["signals"].as_array().unwrap();
         assert_eq!(signals.len(), gs.len(), "{name}");
@@ -140,7 +143,10 @@ fn lenient_files_warn_and_strict_refuses_them_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("strict") && err.contains("leading spaces"), "{err}");
+    assert!(
+        err.contains("strict") && err.contains("leading spaces"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -156,11 +162,18 @@ fn malformed_input_exits_2_and_missing_file_exits_1() {
 
     let garbage = dir.path().join("garbage.edf");
     std::fs::write(&garbage, vec![b'x'; 4096]).unwrap();
-    assert_eq!(theta(&["inspect", &garbage.to_string_lossy()]).status.code(), Some(2));
+    assert_eq!(
+        theta(&["inspect", &garbage.to_string_lossy()])
+            .status
+            .code(),
+        Some(2)
+    );
 
     let missing = dir.path().join("missing.edf");
     assert_eq!(
-        theta(&["inspect", &missing.to_string_lossy()]).status.code(),
+        theta(&["inspect", &missing.to_string_lossy()])
+            .status
+            .code(),
         Some(1)
     );
 }
@@ -170,7 +183,10 @@ fn text_output_summarises() {
     let out = theta(&["inspect", &eeg("nedc_example.edf")]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("EEG FP1-REF") && text.contains("Fp1"), "{text}");
+    assert!(
+        text.contains("EEG FP1-REF") && text.contains("Fp1"),
+        "{text}"
+    );
     assert!(text.contains("format          EDF"));
 }
 

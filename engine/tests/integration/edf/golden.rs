@@ -56,18 +56,24 @@ fn headers_match_golden() {
         let h = reader.header();
         let gh = &g["header"];
         let raw = &g["raw"];
-        let want_format = raw["plus"]
-            .as_str()
-            .unwrap_or_else(|| s(&gh["filetype"]));
+        let want_format = raw["plus"].as_str().unwrap_or_else(|| s(&gh["filetype"]));
         assert_eq!(h.format.as_str(), want_format, "{name}: format");
         assert_eq!(h.start.format("%F").to_string().len(), 10);
-        assert_eq!(golden_start(&reader), s(&gh["startdatetime"]), "{name}: start");
+        assert_eq!(
+            golden_start(&reader),
+            s(&gh["startdatetime"]),
+            "{name}: start"
+        );
         assert_eq!(
             reader.start_subsecond_ns() / 100,
             i(&gh["starttime_subsecond_100ns"]) as i64,
             "{name}: sub-second start"
         );
-        assert_eq!(h.signals.len() as i128, i(&gh["n_signals"]), "{name}: n_signals");
+        assert_eq!(
+            h.signals.len() as i128,
+            i(&gh["n_signals"]),
+            "{name}: n_signals"
+        );
         assert_eq!(
             h.n_records as i128,
             i(&gh["n_datarecords"]),
@@ -80,7 +86,11 @@ fn headers_match_golden() {
             raw["annotation_signal_indices"].as_array().unwrap().len(),
             "{name}: annotation signals"
         );
-        assert_eq!(h.record_bytes as i128, i(&raw["datarecord_bytes"]), "{name}");
+        assert_eq!(
+            h.record_bytes as i128,
+            i(&raw["datarecord_bytes"]),
+            "{name}"
+        );
 
         // Patient and recording: pyedflib gives the raw fields of plain EDF and the parsed
         // sub-fields of EDF+; the raw parser gives raw fields for both.
@@ -88,10 +98,17 @@ fn headers_match_golden() {
         match (h.format.is_plus(), patientname) {
             (true, Some(gname)) => {
                 let p = h.patient_info.as_ref().expect("EDF+ patient sub-fields");
-                let r = h.recording_info.as_ref().expect("EDF+ recording sub-fields");
+                let r = h
+                    .recording_info
+                    .as_ref()
+                    .expect("EDF+ recording sub-fields");
                 // EDFlib keeps the name sub-field "X" literally (it blanks the other unknown
                 // sub-fields); the standard says "X" is unknown, which we read as None.
-                assert_eq!(p.name.as_deref().unwrap_or("X"), gname, "{name}: patient name");
+                assert_eq!(
+                    p.name.as_deref().unwrap_or("X"),
+                    gname,
+                    "{name}: patient name"
+                );
                 assert_eq!(p.code.as_deref().unwrap_or(""), s(&gh["patientcode"]));
                 let sex = match p.sex {
                     Some(Sex::Female) => "Female",
@@ -150,13 +167,21 @@ fn signals_match_golden() {
                 "{at}"
             );
             assert!(
-                close(reader.header().sample_rate(k), f(&gsig["sample_frequency"]), 1e-12),
+                close(
+                    reader.header().sample_rate(k),
+                    f(&gsig["sample_frequency"]),
+                    1e-12
+                ),
                 "{at}: rate"
             );
             let n = reader.header().n_samples(k);
             assert_eq!(n as i128, i(&gsig["n_samples"]), "{at}");
             assert_eq!(all_sums[k].0, i(&gsig["digital_sum"]), "{at}: digital sum");
-            assert_eq!(all_sums[k].1, i(&gsig["digital_sum_of_squares"]), "{at}: sum sq");
+            assert_eq!(
+                all_sums[k].1,
+                i(&gsig["digital_sum_of_squares"]),
+                "{at}: sum sq"
+            );
 
             let want_first: Vec<i128> = gsig["first_digital"]
                 .as_array()
@@ -266,7 +291,10 @@ fn record_onsets_match_golden() {
         let sub = reader.start_subsecond_ns() as f64 / 1e9;
         for (r, o) in onsets.iter().enumerate() {
             let got = reader.record_onset(r as u64).unwrap() + sub;
-            assert!((got - f(o)).abs() < 1e-7, "{name}: record {r}: {got} vs {o}");
+            assert!(
+                (got - f(o)).abs() < 1e-7,
+                "{name}: record {r}: {got} vs {o}"
+            );
         }
         if let Some(contiguous) = g["raw"]["datarecords_contiguous"].as_bool() {
             assert_eq!(!reader.has_gaps(), contiguous, "{name}");
@@ -316,8 +344,14 @@ fn labels_and_types_of_real_files() {
     let reader = open(&theta_fixtures::shared_eeg_dir().join("nedc_example.edf"));
     let h = reader.header();
     let by_label = |l: &str| h.signals.iter().find(|s| s.label == l).unwrap();
-    assert_eq!(by_label("EEG FP1-REF").normalized_label.as_deref(), Some("Fp1"));
-    assert_eq!(by_label("EEG T3-REF").normalized_label.as_deref(), Some("T7"));
+    assert_eq!(
+        by_label("EEG FP1-REF").normalized_label.as_deref(),
+        Some("Fp1")
+    );
+    assert_eq!(
+        by_label("EEG T3-REF").normalized_label.as_deref(),
+        Some("T7")
+    );
     assert_eq!(by_label("EEG EKG1-REF").channel_type.as_str(), "ECG");
     assert_eq!(by_label("EEG ROC-REF").channel_type.as_str(), "EOG");
     assert_eq!(by_label("EEG CZ-REF").channel_type.as_str(), "EEG");
@@ -329,10 +363,19 @@ fn labels_and_types_of_real_files() {
     assert_eq!(h.signals[0].channel_type.as_str(), "EEG");
     assert_eq!(h.signals[16].channel_type.as_str(), "TRIG");
 
-    let reader = open(&theta_fixtures::shared_eeg_dir().join("test_edf_overlapping_annotations.edf"));
-    assert_eq!(reader.header().signals[0].normalized_label.as_deref(), Some("FC5"));
+    let reader =
+        open(&theta_fixtures::shared_eeg_dir().join("test_edf_overlapping_annotations.edf"));
+    assert_eq!(
+        reader.header().signals[0].normalized_label.as_deref(),
+        Some("FC5")
+    );
     let reader = open(&theta_fixtures::shared_eeg_dir().join("mnepy_test.bdf"));
-    let n: Vec<_> = reader.header().signals.iter().map(|s| s.normalized_label.clone()).collect();
+    let n: Vec<_> = reader
+        .header()
+        .signals
+        .iter()
+        .map(|s| s.normalized_label.clone())
+        .collect();
     assert_eq!(n[0].as_deref(), Some("Fp1"));
     assert_eq!(reader.header().signals[72].channel_type.as_str(), "TRIG");
     assert_eq!(reader.header().format, Format::Bdf);
@@ -371,8 +414,12 @@ fn random_ranges_equal_sequential_reads() {
                 |(k, from, len)| {
                     let start = (from * lens[k] as f64) as u64;
                     let mut out = vec![0i32; len];
-                    let got = reader.borrow_mut().read_digital(k, start, &mut out).unwrap();
-                    let want = &whole[k][start as usize..(start as usize + len).min(whole[k].len())];
+                    let got = reader
+                        .borrow_mut()
+                        .read_digital(k, start, &mut out)
+                        .unwrap();
+                    let want =
+                        &whole[k][start as usize..(start as usize + len).min(whole[k].len())];
                     prop_assert_eq!(got, want.len());
                     prop_assert_eq!(&out[..got], want);
                     Ok(())

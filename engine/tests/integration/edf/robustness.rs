@@ -146,10 +146,17 @@ fn absurd_counts_fail_before_allocating() {
     let mut bytes = files[0].clone();
     bytes[252..256].copy_from_slice(b"9999");
     let err = EdfReader::new(Cursor::new(bytes), ReadOptions::default()).unwrap_err();
-    assert!(matches!(err, EdfError::Malformed { ref field, offset: 252, .. } if field == "number of signals"), "{err}");
+    assert!(
+        matches!(err, EdfError::Malformed { ref field, offset: 252, .. } if field == "number of signals"),
+        "{err}"
+    );
 
     let mut bytes = files[0].clone();
-    let ns: usize = std::str::from_utf8(&bytes[252..256]).unwrap().trim().parse().unwrap();
+    let ns: usize = std::str::from_utf8(&bytes[252..256])
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let spr_at = 256 + ns * (16 + 80 + 8 * 5 + 80);
     bytes[spr_at..spr_at + 8].copy_from_slice(b"99999999");
     let err = EdfReader::new(Cursor::new(bytes), ReadOptions::default()).unwrap_err();
@@ -158,7 +165,12 @@ fn absurd_counts_fail_before_allocating() {
     bytes[236..244].copy_from_slice(b"99999999");
     // A record count larger than the file is a leniency: the records present are read.
     let reader = EdfReader::new(Cursor::new(bytes.clone()), ReadOptions::default()).unwrap();
-    assert!(reader.warnings().iter().any(|w| w.kind() == "record_count_mismatch"));
+    assert!(
+        reader
+            .warnings()
+            .iter()
+            .any(|w| w.kind() == "record_count_mismatch")
+    );
     assert!(EdfReader::new(Cursor::new(bytes), ReadOptions::strict()).is_err());
 }
 
@@ -170,6 +182,9 @@ fn errors_name_field_and_offset() {
     bytes[244..252].copy_from_slice(b"abc     ");
     let err = EdfReader::new(Cursor::new(bytes), ReadOptions::default()).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("duration of a data record") && msg.contains("244"), "{msg}");
+    assert!(
+        msg.contains("duration of a data record") && msg.contains("244"),
+        "{msg}"
+    );
     assert!(!msg.contains("abc"), "{msg}");
 }

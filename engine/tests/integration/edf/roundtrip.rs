@@ -52,9 +52,17 @@ fn real_files_round_trip() {
         assert_eq!(a.n_records, b.n_records, "{name}");
         assert_eq!(a.record_duration, b.record_duration, "{name}");
         assert_eq!(a.signals, b.signals, "{name}: signal headers");
-        assert_eq!(original.annotations(), copy.annotations(), "{name}: annotations");
+        assert_eq!(
+            original.annotations(),
+            copy.annotations(),
+            "{name}: annotations"
+        );
         assert_eq!(original.segments(), copy.segments(), "{name}: segments");
-        assert_eq!(all_samples(&mut original), all_samples(&mut copy), "{name}: samples");
+        assert_eq!(
+            all_samples(&mut original),
+            all_samples(&mut copy),
+            "{name}: samples"
+        );
         // The copy is clean: whatever leniency the original needed is not carried over,
         // except labels that really are duplicated.
         for w in copy.warnings() {

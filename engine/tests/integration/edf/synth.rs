@@ -20,7 +20,10 @@ fn check_samples(summary: &theta_fixtures::SynthSummary, reader: &mut EdfReader<
     let got = sums(reader);
     for (k, (sum, square)) in got.iter().enumerate() {
         assert_eq!(*sum, summary.digital_sums[k], "channel {k} sum");
-        assert_eq!(*square, summary.digital_sums_of_squares[k], "channel {k} squares");
+        assert_eq!(
+            *square, summary.digital_sums_of_squares[k],
+            "channel {k} squares"
+        );
         let mut first = vec![0; 16];
         reader.read_digital(k, 0, &mut first).unwrap();
         assert_eq!(first, summary.first_samples[k], "channel {k} first samples");
@@ -62,7 +65,11 @@ fn edf_plus_c_with_annotations() {
         assert_eq!(&s.label, label);
         assert_eq!(s.channel_type.as_str(), "EEG");
     }
-    let names: Vec<_> = h.signals.iter().map(|s| s.normalized_label.clone().unwrap()).collect();
+    let names: Vec<_> = h
+        .signals
+        .iter()
+        .map(|s| s.normalized_label.clone().unwrap())
+        .collect();
     assert_eq!(&names[..4], ["Fp1", "Fp2", "F3", "F4"]);
     assert_eq!(names[12], "T7");
     let ann = reader.annotations();
