@@ -399,6 +399,10 @@ impl PendingAnnotation {
     }
 }
 
+/// Annotation bytes per record when the number of records is unknown: two or three typical
+/// annotations (`+12345.5\x15 1\x14Eyes closed\x14\0` is about 30 bytes).
+const STREAMING_ROOM: usize = 128;
+
 /// Bytes to keep for the time-keeping annotation: enough for onsets up to the expected end (at
 /// least 10^7 s, 115 days, for files of unknown length), with the decimals the sub-second start
 /// and the record duration need.
@@ -424,8 +428,7 @@ fn timekeeping_reserve(subsecond_ns: i64, duration_ns: i64, expected: Option<u64
 }
 
 /// The smallest annotation-signal size (bytes per record) with which greedy packing, in order,
-/// fits every annotation into the expected records (one record when unknown... at least the
-/// largest annotation).
+/// fits every annotation into the expected records.
 fn size_annotation_signal(
     pending: &VecDeque<PendingAnnotation>,
     reserve: usize,
@@ -435,8 +438,9 @@ fn size_annotation_signal(
     let largest = lens.iter().copied().max().unwrap_or(0);
     let total: usize = lens.iter().sum();
     let Some(records) = expected.filter(|&n| n > 0) else {
-        // Unknown length: room for the largest annotation and a few more per record.
-        return reserve + largest.max(total.min(512));
+        // Unknown length (streaming): room for the largest annotation given, and for a few
+        // short ones added on the way, in every record.
+        return reserve + largest.max(total.min(512)).max(STREAMING_ROOM);
     };
     let fits = |room: usize| {
         let mut used = 0usize;
@@ -690,6 +694,74 @@ mod tests {
         assert!(number(1e12).is_ok());
         assert_eq!(number(-1.5e15).unwrap(), "-1.5e15");
         assert!(number(1.234_567_891_2e20).is_err());
+    }
+
+    fn writer(format: Format) -> EdfWriter<std::io::Cursor<Vec<u8>>> {
+        let start = chrono::NaiveDate::from_ymd_opt(2024, 5, 1)
+            .unwrap()
+            .and_hms_opt(8, 0, 0)
+            .unwrap();
+        EdfWriterBuilder::new(format, start, 1.0)
+            .with_signals(vec![SignalHeader::new(
+                "EEG Cz-Ref",
+                4,
+                (-32768, 32767),
+                (-3276.8, 3276.7),
+                "uV",
+            )])
+            .build(std::io::Cursor::new(Vec::new()))
+            .unwrap()
+    }
+
+    #[test]
+    fn refuses_what_the_format_cannot_hold() {
+        let mut w = writer(Format::EdfPlusC);
+        w.write_record(&[&[1, 2, 3, 4]]).unwrap();
+        // Gap in a continuous file, wrong sample count, sample out of range, extra signal.
+        assert!(w.write_record_at(5.0, &[&[0; 4]]).is_err());
+        assert!(w.write_record(&[&[0; 3]]).is_err());
+        assert!(w.write_record(&[&[40_000, 0, 0, 0]]).is_err());
+        assert!(w.write_record(&[&[0; 4], &[0; 4]]).is_err());
+        assert_eq!(w.records_written(), 1);
+        let mut w = writer(Format::EdfPlusD);
+        w.write_record_at(0.0, &[&[0; 4]]).unwrap();
+        w.write_record_at(10.0, &[&[0; 4]]).unwrap();
+        // Overlap is refused even in +D.
+        assert!(w.write_record_at(10.5, &[&[0; 4]]).is_err());
+        assert!(
+            writer(Format::Edf)
+                .add_annotation(&Annotation {
+                    onset: 0.0,
+                    duration: None,
+                    text: "x".into(),
+                })
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn finish_patches_the_record_count() {
+        // 24-bit extremes survive BDF (the sample width is checked, not the declared range).
+        let mut w = writer(Format::Bdf);
+        w.write_record(&[&[-8_388_608, 0, 1, 8_388_607]]).unwrap();
+        let bytes = w.finish().unwrap().into_inner();
+        let mut r =
+            crate::edf::EdfReader::new(std::io::Cursor::new(bytes), Default::default()).unwrap();
+        let mut out = [0; 4];
+        r.read_digital(0, 0, &mut out).unwrap();
+        assert_eq!(out, [-8_388_608, 0, 1, 8_388_607]);
+        let mut w = writer(Format::EdfPlusC);
+        w.add_annotation(&Annotation {
+            onset: 0.5,
+            duration: Some(1.0),
+            text: "late".into(),
+        })
+        .unwrap();
+        for _ in 0..3 {
+            w.write_record(&[&[0, 1, 2, 3]]).unwrap();
+        }
+        let bytes = w.finish().unwrap().into_inner();
+        assert_eq!(&bytes[236..244], b"3       ");
     }
 
     #[test]
