@@ -69,6 +69,7 @@ struct Shared {
     failed: AtomicU64,
     last_seq: AtomicU64,
     last_error: Mutex<Option<String>>,
+    stop_requested: AtomicBool,
     stopped: AtomicBool,
 }
 
@@ -81,8 +82,11 @@ struct Inner {
 
 impl Inner {
     fn stop(&self) {
-        // A full queue still accepts the shutdown once the writer drains it.
-        let _ = self.tx.send(Msg::Shutdown);
+        // The flag reaches a writer that is busy (or stuck retrying a full batch); the message
+        // wakes one that is waiting on an empty queue. A blocking send could deadlock on a full
+        // queue that a failing writer no longer drains.
+        self.shared.stop_requested.store(true, Ordering::SeqCst);
+        let _ = self.tx.try_send(Msg::Shutdown);
         let handle = self
             .thread
             .lock()
@@ -230,7 +234,8 @@ impl AuditAppender {
     }
 
     /// Commits what is queued, signs a final checkpoint and stops the writer (for every clone of
-    /// this handle).
+    /// this handle). Call it once no other clone appends any more: later appends fail, and an
+    /// append racing with the stop may be accepted and then dropped (it is logged).
     ///
     /// # Errors
     /// [`AuditError::CommitFailed`] if queued events could not be stored before stopping.
@@ -295,6 +300,9 @@ impl Writer {
         let mut backoff: Option<Duration> = None;
         let mut shutdown_attempts = 0;
         loop {
+            if self.shared.stop_requested.load(Ordering::SeqCst) {
+                self.shutdown = true;
+            }
             if !self.shutdown && self.pending.len() >= self.opts.max_batch {
                 // A full batch is failing to commit: stop draining the queue, so memory stays
                 // bounded and callers feel the back-pressure.
@@ -352,6 +360,18 @@ impl Writer {
                 }
                 break;
             }
+        }
+        // Anything another handle queued after the last drain is lost: say how much.
+        let late = self
+            .rx
+            .try_iter()
+            .filter(|m| matches!(m, Msg::Event(_)))
+            .count();
+        if late > 0 {
+            tracing::error!(
+                lost = late,
+                "audit: events queued during shutdown were not stored"
+            );
         }
         self.shared.stopped.store(true, Ordering::Relaxed);
     }

@@ -146,6 +146,43 @@ fn a_failing_log_is_reported_to_flush_and_shutdown() {
     ));
 }
 
+#[test]
+fn a_stuck_writer_still_shuts_down() {
+    let fx = log_with(5, 5, 10);
+    let log = fx.open(AuditLogOptions::default());
+    fx.raw()
+        .execute("DELETE FROM events WHERE seq = 5", [])
+        .unwrap();
+    let appender = AuditAppender::spawn(
+        log,
+        AppenderOptions {
+            queue_capacity: 2,
+            max_batch: 2,
+            enqueue_timeout: std::time::Duration::from_millis(50),
+            max_retry_backoff: std::time::Duration::from_millis(5),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // The writer holds a full, failing batch and stops draining: the queue fills and `append`
+    // reports the log unavailable instead of blocking the caller for ever.
+    let refused = (0..20)
+        .map(|i| appender.append(event(1, i)))
+        .filter(Result::is_err)
+        .count();
+    assert!(refused > 0);
+    let other = appender.clone();
+    assert!(matches!(
+        appender.shutdown(),
+        Err(AuditError::CommitFailed { .. })
+    ));
+    assert!(!other.is_running());
+    assert!(matches!(
+        other.append(event(1, 99)),
+        Err(AuditError::AppenderUnavailable { .. })
+    ));
+}
+
 /// Environment variables that turn [`child_process_appender`] into a writer.
 const CHILD_DB: &str = "THETA_AUDIT_TEST_CHILD_DB";
 const CHILD_KEY: &str = "THETA_AUDIT_TEST_CHILD_KEY";
