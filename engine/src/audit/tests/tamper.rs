@@ -600,3 +600,22 @@ fn tampering_in_the_middle_is_still_reported_after_later_appends() {
     drop(log);
     assert_eq!(chain_finding(&fx), ChainFinding::Modified { seq: K as u64 });
 }
+
+#[test]
+fn the_first_of_several_problems_is_reported() {
+    let fx = log_with(N, 4, 10);
+    let c = fx.raw();
+    flip_one_byte(&c, 22, "tenant");
+    c.execute("DELETE FROM events WHERE seq = 9", []).unwrap();
+    c.execute("DELETE FROM events WHERE seq > 28", []).unwrap();
+    assert_eq!(
+        chain_finding(&fx),
+        ChainFinding::Deleted {
+            first_seq: 9,
+            last_seq: 9
+        }
+    );
+    let r = fx.verify();
+    assert_eq!(r.events_checked, 8);
+    assert_eq!(r.to_string(), "event 9 was deleted");
+}
