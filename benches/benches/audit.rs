@@ -7,7 +7,6 @@ use theta_engine::audit::{AuditLog, AuditLogOptions, AuditSigningKey, Environmen
 
 fn append(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let key_dir = tempfile::tempdir().expect("tempdir");
     let key = AuditSigningKey::generate(Environment::try_new("bench").expect("tag")).expect("key");
     let mut log = AuditLog::open_with_key(
         &dir.path().join("audit.db"),
@@ -15,7 +14,6 @@ fn append(c: &mut Criterion) {
         AuditLogOptions::default(),
     )
     .expect("open");
-    let _ = key_dir;
     let mut i = 0u64;
     let mut g = c.benchmark_group("audit/append");
     for batch in [1u64, 100] {

@@ -301,22 +301,22 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<()> {
         "theta-bench audit ({} producer threads, median of {} reps)",
         args.threads, args.reps
     );
-    println!("{:<58} {:>14}", "measure", "value");
+    println!("{:<72} {:>12}", "measure", "value");
     println!(
-        "{:<58} {:>14}",
+        "{:<72} {:>12}",
         "appender sustained, durable (events/s)",
         k(r.appender_events_per_s)
     );
     println!(
-        "{:<58} {:>14}",
+        "{:<72} {:>12}",
         "appender enqueue p50 (ns)", r.enqueue_p50_ns
     );
     println!(
-        "{:<58} {:>14}",
+        "{:<72} {:>12}",
         "appender enqueue p99 (ns)", r.enqueue_p99_ns
     );
     println!(
-        "{:<58} {:>14}",
+        "{:<72} {:>12}",
         "appender enqueue max (ns)", r.enqueue_max_ns
     );
     for ((b, ours), (_, peer)) in r
@@ -325,7 +325,7 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<()> {
         .zip(&r.sqlite_insert_events_per_s)
     {
         println!(
-            "{:<58} {:>14}",
+            "{:<72} {:>12}",
             format!(
                 "AuditLog::append batch {b} (events/s; plain SQLite {}; ratio {:.2})",
                 k(*peer),
@@ -335,7 +335,7 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "{:<58} {:>14}",
+        "{:<72} {:>12}",
         format!(
             "bulk build of {} events (events/s, no fsync)",
             r.verify_events
@@ -343,18 +343,18 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<()> {
         k(r.bulk_events_per_s)
     );
     println!(
-        "{:<58} {:>14}",
+        "{:<72} {:>12}",
         "log size (MB)",
         format!("{:.0}", r.log_bytes as f64 / 1e6)
     );
     println!(
-        "{:<58} {:>14}",
+        "{:<72} {:>12}",
         "peer: SELECT every row (events/s)",
         k(r.scan_events_per_s)
     );
     for (i, v) in r.verify_events_per_s.iter().enumerate() {
         println!(
-            "{:<58} {:>14}",
+            "{:<72} {:>12}",
             format!(
                 "verify run {} (events/s; {:.1} s; {:.2}x scan)",
                 i + 1,
