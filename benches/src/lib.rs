@@ -3,4 +3,5 @@
 //! Each `theta-bench` sub-command lives in its own module and measures Theta against its peers
 //! in the same run.
 
+pub mod audit;
 pub mod read;
