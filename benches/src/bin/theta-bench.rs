@@ -1,27 +1,35 @@
 //! `theta-bench`: the macro benchmark runner (one table, peers measured in the same run).
 //!
+//! Each area is a subcommand: `theta-bench audit [--json]`, …
+//!
 //! ```text
 //! cargo run --release -p theta-bench -- codecs ../shared/eeg [--json] [--block-sizes 2048,8192]
 //! ```
 
 use clap::{Parser, Subcommand};
 
+/// Theta's macro benchmarks.
 #[derive(Debug, Parser)]
-#[command(name = "theta-bench", about = "Theta's macro benchmarks")]
+#[command(name = "theta-bench", about)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Bench,
 }
 
-/// One variant per benchmark; each lives in its own module of the `theta_bench` library.
 #[derive(Debug, Subcommand)]
-enum Command {
+enum Bench {
     /// Codec ratio and speed against zstd-19, FLAC-8 and pcodec-8 on real recordings.
     Codecs(theta_bench::codecs::CodecsArgs),
+    /// EDF read throughput and peak memory against pyedflib.
+    Read(theta_bench::read::ReadArgs),
+    /// Audit trail: appender throughput, append by batch size, `verify` on 10 million events.
+    Audit(theta_bench::audit::AuditArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Codecs(args) => theta_bench::codecs::run(&args),
+        Bench::Codecs(args) => theta_bench::codecs::run(&args),
+        Bench::Read(args) => theta_bench::read::run(&args),
+        Bench::Audit(args) => theta_bench::audit::run(&args),
     }
 }

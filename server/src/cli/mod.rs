@@ -1,5 +1,10 @@
 //! Command-line interface of the `theta` binary.
 
+pub mod admin;
+pub mod demo;
+pub mod inspect;
+pub mod serve;
+
 use clap::{Parser, Subcommand};
 
 /// Theta: clinical EEG stored compressed and encrypted, served filtered and montaged.
@@ -15,15 +20,21 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the demo on an embedded default.
-    Demo,
+    Demo(demo::DemoArgs),
+    /// Describe an EDF/EDF+/BDF/BDF+ file: header, signals, annotations, warnings.
+    Inspect(inspect::InspectArgs),
+    /// Serve the HTTPS API.
+    Serve(serve::ServeArgs),
+    /// Administration: bootstrap the first administrator, access review.
+    Admin(admin::AdminArgs),
 }
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Demo => {
-            eprintln!("demo: not built yet");
-            1
-        }
+        Command::Demo(args) => demo::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Serve(args) => serve::run(args),
+        Command::Admin(args) => admin::run(args),
     }
 }

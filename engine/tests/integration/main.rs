@@ -1,0 +1,3 @@
+//! theta-engine's integration tests: one binary, one module per area.
+
+mod edf;

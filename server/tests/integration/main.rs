@@ -1,0 +1,11 @@
+//! Integration tests of theta-server: component tests on the router (no socket), the
+//! authorisation matrix, end-to-end tests over real TLS, OpenID Connect against a test identity
+//! provider, and the command line. One binary, modules by area.
+
+mod support;
+
+mod api;
+mod e2e;
+mod inspect;
+mod matrix;
+mod oidc;
