@@ -107,8 +107,7 @@ impl<'a> Cursor<'a> {
     /// The bytes holding `bits` bits, rounded up to whole bytes, as a sub-cursor.
     pub(crate) fn take_bits(&mut self, bits: u64, what: &str) -> Result<Cursor<'a>> {
         let base = self.offset();
-        let len = usize::try_from(bits.div_ceil(8))
-            .map_err(|_| CodecError::corrupt(what, base))?;
+        let len = usize::try_from(bits.div_ceil(8)).map_err(|_| CodecError::corrupt(what, base))?;
         Ok(Cursor::new(self.take(len, what)?, base))
     }
 
@@ -230,7 +229,10 @@ impl<'a> BitReader<'a> {
             }
             q += 1;
             if q > max_q {
-                return Err(CodecError::corrupt(what, self.base + (self.pos / 8) as usize));
+                return Err(CodecError::corrupt(
+                    what,
+                    self.base + (self.pos / 8) as usize,
+                ));
             }
         }
         let low = self.read(k, what)?;
@@ -243,7 +245,7 @@ impl<'a> BitReader<'a> {
         if used != self.bytes.len() {
             return Err(CodecError::corrupt(what, self.base + used));
         }
-        if self.pos % 8 != 0 {
+        if !self.pos.is_multiple_of(8) {
             let last = self.bytes[used - 1];
             if last >> (self.pos % 8) != 0 {
                 return Err(CodecError::corrupt(what, self.base + used - 1));
@@ -258,7 +260,7 @@ impl BitReader<'_> {
     /// checks the padding of the last byte used and returns how many bytes were used.
     pub(crate) fn finish_len(self, what: &str) -> Result<usize> {
         let used = self.pos.div_ceil(8) as usize;
-        if self.pos % 8 != 0 && self.bytes[used - 1] >> (self.pos % 8) != 0 {
+        if !self.pos.is_multiple_of(8) && self.bytes[used - 1] >> (self.pos % 8) != 0 {
             return Err(CodecError::corrupt(what, self.base + used - 1));
         }
         Ok(used)
@@ -345,7 +347,7 @@ pub(crate) fn check_padding(bytes: &[u8], end_bit: u64, base: usize, what: &str)
     if used != bytes.len() {
         return Err(CodecError::corrupt(what, base + used.min(bytes.len())));
     }
-    if end_bit % 8 != 0 && bytes[used - 1] >> (end_bit % 8) != 0 {
+    if !end_bit.is_multiple_of(8) && bytes[used - 1] >> (end_bit % 8) != 0 {
         return Err(CodecError::corrupt(what, base + used - 1));
     }
     Ok(())

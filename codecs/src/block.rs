@@ -124,7 +124,8 @@ fn parse_tag(tag: u8, at: usize) -> Result<(CodecId, SampleWidth)> {
     if tag & TAG_RESERVED != 0 {
         return Err(CodecError::corrupt("block tag", at));
     }
-    let codec = CodecId::try_from_code(tag & 0x0F).ok_or_else(|| CodecError::corrupt("codec", at))?;
+    let codec =
+        CodecId::try_from_code(tag & 0x0F).ok_or_else(|| CodecError::corrupt("codec", at))?;
     let width = if tag & TAG_WIDTH_24 != 0 {
         SampleWidth::Bits24
     } else {
@@ -357,13 +358,23 @@ fn write_verbatim(x: &[i32], out: &mut Vec<u8>) {
 }
 
 /// The predictive body: transform, predictor, first value, residuals.
+/// The best predictive candidate so far: (bytes, transform, predictor, residuals, Rice plan, y0).
+type PredictiveCandidate = (
+    usize,
+    Transform,
+    Predictor,
+    Vec<u32>,
+    Option<rice::Plan>,
+    i32,
+);
+
 fn encode_predictive(
     x: &[i32],
     opts: &EncodeOptions,
     scratch: &mut EncodeScratch,
     out: &mut Vec<u8>,
 ) {
-    let mut best: Option<(usize, Transform, Predictor, Vec<u32>, Option<rice::Plan>, i32)> = None;
+    let mut best: Option<PredictiveCandidate> = None;
     let mut y = std::mem::take(&mut scratch.y);
     let mut transforms = crate::transform::candidates(x);
     if transforms.len() > 1 {
@@ -378,7 +389,10 @@ fn encode_predictive(
             t.write(&mut head);
             scratch.u.clear();
             predict::fixed_residuals(&y, 2, 1, &mut scratch.u);
-            scored.push((rice::estimate_bits_fast(&scratch.u) + 8 * head.len() as u64, t));
+            scored.push((
+                rice::estimate_bits_fast(&scratch.u) + 8 * head.len() as u64,
+                t,
+            ));
         }
         scored.sort_by_key(|s| s.0);
         transforms.extend(scored.into_iter().take(1).map(|s| s.1));
@@ -634,7 +648,15 @@ pub(crate) fn decode_with(
         }
         decode_reference(info.width, &mut c, reference, out, scratch, isa)?;
     } else {
-        decode_body(info.codec, info.width, &mut c, out, scratch, Depth::Top, isa)?;
+        decode_body(
+            info.codec,
+            info.width,
+            &mut c,
+            out,
+            scratch,
+            Depth::Top,
+            isa,
+        )?;
     }
     Ok(info.len)
 }
@@ -701,7 +723,12 @@ fn decode_body(
             }
             let sec = c.take_bits(n as u64 * u64::from(b), "verbatim samples")?;
             c.expect_end("verbatim block end")?;
-            bits::check_padding(sec.bytes(), n as u64 * u64::from(b), sec.offset(), "verbatim padding")?;
+            bits::check_padding(
+                sec.bytes(),
+                n as u64 * u64::from(b),
+                sec.offset(),
+                "verbatim padding",
+            )?;
             let mut bad = false;
             let hi = i64::from(width.max());
             let mut done = 0u64;
@@ -826,7 +853,15 @@ fn decode_runs(
         if vwidth != width {
             return Err(CodecError::corrupt("run values width", at));
         }
-        decode_body(vcodec, width, &mut vc, &mut values, scratch, Depth::InRuns, isa)?;
+        decode_body(
+            vcodec,
+            width,
+            &mut vc,
+            &mut values,
+            scratch,
+            Depth::InRuns,
+            isa,
+        )?;
         vc.expect_end("run values end")?;
         let lat = c.offset();
         let lt = c.u8("run lengths tag")?;
@@ -835,7 +870,15 @@ fn decode_runs(
             return Err(CodecError::corrupt("run lengths width", lat));
         }
         let mut lc = c.rest();
-        decode_body(lcodec, lwidth, &mut lc, &mut lens, scratch, Depth::InRuns, isa)?;
+        decode_body(
+            lcodec,
+            lwidth,
+            &mut lc,
+            &mut lens,
+            scratch,
+            Depth::InRuns,
+            isa,
+        )?;
         lc.expect_end("run lengths end")?;
         let mut pos = 0usize;
         for (&v, &l) in values.iter().zip(&lens) {

@@ -49,11 +49,13 @@ macro_rules! multiversion {
     ($(#[$doc:meta])* fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? = $body:path;) => {
         $(#[$doc])*
         #[inline]
+        #[allow(clippy::too_many_arguments)] // the kernel's own arguments plus `isa`
         pub(crate) fn $name(isa: Isa, $($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
                 #[inline(never)]
+                #[allow(clippy::too_many_arguments)]
                 fn avx2($($arg: $ty),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
@@ -64,6 +66,7 @@ macro_rules! multiversion {
                 }
             }
             #[inline(never)]
+            #[allow(clippy::too_many_arguments)]
             fn baseline($($arg: $ty),*) $(-> $ret)? {
                 $body($($arg),*)
             }

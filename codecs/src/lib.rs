@@ -188,7 +188,14 @@ impl Encoder {
                 samples.len()
             )));
         }
-        block::encode_referenced(samples, reference, width, &self.options, &mut self.scratch, out);
+        block::encode_referenced(
+            samples,
+            reference,
+            width,
+            &self.options,
+            &mut self.scratch,
+            out,
+        );
         Ok(())
     }
 }

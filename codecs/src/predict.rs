@@ -50,10 +50,7 @@ fn fixed_pred(order: usize, h0: i32, h1: i32, h2: i32, h3: i32) -> i32 {
         0 => 0,
         1 => h0,
         2 => h0.wrapping_mul(2).wrapping_sub(h1),
-        3 => h0
-            .wrapping_sub(h1)
-            .wrapping_mul(3)
-            .wrapping_add(h2),
+        3 => h0.wrapping_sub(h1).wrapping_mul(3).wrapping_add(h2),
         _ => h0
             .wrapping_add(h2)
             .wrapping_mul(4)
@@ -111,9 +108,13 @@ pub(crate) fn fixed_residuals(y: &[i32], order: usize, from: usize, out: &mut Ve
     for t in from..warm {
         let o = t.min(order);
         let h = |i: usize| if i <= t && i <= o { y[t - i] } else { 0 };
-        out.push(crate::bits::zigzag(
-            y[t].wrapping_sub(fixed_pred(o, h(1), h(2), h(3), h(4))),
-        ));
+        out.push(crate::bits::zigzag(y[t].wrapping_sub(fixed_pred(
+            o,
+            h(1),
+            h(2),
+            h(3),
+            h(4),
+        ))));
     }
     let start = warm.max(from);
     if start >= n {
@@ -280,7 +281,11 @@ fn restore_lpc(lpc: &Lpc, out: &mut [i32], scratch: &mut Vec<[i32; LANES]>, isa:
     for j in 0..s {
         let start = j * l;
         let end = if j + 1 == s { n } else { start + l };
-        let from = if s == LANES { start + l.max(p) } else { start + p };
+        let from = if s == LANES {
+            start + l.max(p)
+        } else {
+            start + p
+        };
         if from < end {
             scalar_lpc(&lpc.coefs, lpc.shift, start, from, end, out);
         }
@@ -643,7 +648,13 @@ mod tests {
     #[test]
     fn fixed_orders_round_trip_full_scale_with_wrapping() {
         let y: Vec<i32> = (0..50)
-            .map(|i| if i % 2 == 0 { (1 << 23) - 1 } else { -(1 << 23) })
+            .map(|i| {
+                if i % 2 == 0 {
+                    (1 << 23) - 1
+                } else {
+                    -(1 << 23)
+                }
+            })
             .collect();
         for o in 0..=4 {
             round_trip(&y, &Predictor::Fixed(o));
@@ -660,7 +671,13 @@ mod tests {
                         continue;
                     }
                     let coefs: Vec<i32> = (0..p)
-                        .map(|i| if i == 0 { 7000 } else { -((i as i32 * 977) % 3001) + 1500 })
+                        .map(|i| {
+                            if i == 0 {
+                                7000
+                            } else {
+                                -((i as i32 * 977) % 3001) + 1500
+                            }
+                        })
                         .collect();
                     round_trip(
                         &y,

@@ -246,7 +246,10 @@ fn exact_bits(u: &[u32], plan: &Plan) -> u64 {
     }
     let header = 8 * (1 + 2 + varint_len(n_exc as u32)) as u64;
     let kbits = (plan.ks.len() as u64 * u64::from(K_BITS)).div_ceil(8) * 8;
-    header + kbits + (n_exc * u64::from(plan.w_exc)).div_ceil(8) * 8 + low.div_ceil(8) * 8
+    header
+        + kbits
+        + (n_exc * u64::from(plan.w_exc)).div_ceil(8) * 8
+        + low.div_ceil(8) * 8
         + unary.div_ceil(8) * 8
 }
 
@@ -446,7 +449,12 @@ pub(crate) fn positions_body(
             scanned_all = false;
             break;
         }
-        flatten(pos, u64::from_le_bytes(w.try_into().expect("8 bytes")), at, &mut cnt);
+        flatten(
+            pos,
+            u64::from_le_bytes(w.try_into().expect("8 bytes")),
+            at,
+            &mut cnt,
+        );
         at = at.wrapping_add(64);
     }
     if cnt < ones && scanned_all {
@@ -543,7 +551,7 @@ pub(crate) fn merge_body(
 /// `dst[i] = unzigzag((dst[i] << k) | low_i)` for the `k`-bit values starting at bit `lbit`.
 #[inline(always)]
 fn merge_low(low: &[u8], lbit: u64, k: u32, dst: &mut [i32]) {
-    if lbit % 8 == 0 {
+    if lbit.is_multiple_of(8) {
         macro_rules! dispatch {
             ($($k:literal)*) => {
                 match k {
@@ -631,7 +639,12 @@ mod tests {
         for cut in 0..out.len() {
             let mut c = Cursor::new(&out[..cut], 0);
             let e = read(&mut c, &mut got, Isa::detect(), &mut Vec::new()).unwrap_err();
-            assert_eq!(e.kind, crate::ErrorKind::Truncated, "cut {cut} of {}", out.len());
+            assert_eq!(
+                e.kind,
+                crate::ErrorKind::Truncated,
+                "cut {cut} of {}",
+                out.len()
+            );
         }
         out.len()
     }

@@ -54,7 +54,8 @@ pub(crate) struct Lattice {
 
 impl Lattice {
     fn value(&self, i: u64) -> i64 {
-        i64::from(self.offset) + ((i * u64::from(self.num) + u64::from(self.phase)) / u64::from(self.den)) as i64
+        i64::from(self.offset)
+            + ((i * u64::from(self.num) + u64::from(self.phase)) / u64::from(self.den)) as i64
     }
 }
 
@@ -147,7 +148,9 @@ fn table_candidate(x: &[i32], min: i32, max: i32, scale: u32) -> Option<Transfor
     }
     let lattice = find_lattice(&v, &index);
     let values = match lattice {
-        Some(l) => (0..values.len() as u64).map(|i| l.value(i) as i32).collect(),
+        Some(l) => (0..values.len() as u64)
+            .map(|i| l.value(i) as i32)
+            .collect(),
         None => values,
     };
     Some(Transform::Table { values, lattice })
@@ -167,7 +170,10 @@ fn find_lattice(v: &[i32], index: &[u64]) -> Option<Lattice> {
     for _ in 0..24 {
         let a = frac.floor();
         let a_u = a as u64;
-        let (h2, k2) = (a_u.checked_mul(h1)?.checked_add(h0)?, a_u.checked_mul(k1)?.checked_add(k0)?);
+        let (h2, k2) = (
+            a_u.checked_mul(h1)?.checked_add(h0)?,
+            a_u.checked_mul(k1)?.checked_add(k0)?,
+        );
         if k2 > MAX_LATTICE_DEN {
             break;
         }
@@ -522,9 +528,18 @@ mod tests {
             })
             .collect();
         let c = candidates(&x);
-        let t = c.iter().find(|t| matches!(t, Transform::Table { .. })).expect("table");
+        let t = c
+            .iter()
+            .find(|t| matches!(t, Transform::Table { .. }))
+            .expect("table");
         assert!(
-            matches!(t, Transform::Table { lattice: Some(_), .. }),
+            matches!(
+                t,
+                Transform::Table {
+                    lattice: Some(_),
+                    ..
+                }
+            ),
             "lattice found"
         );
         round_trip(&x, t, SampleWidth::Bits16);
@@ -543,7 +558,9 @@ mod tests {
 
     #[test]
     fn dense_signals_get_no_table() {
-        let x: Vec<i32> = (0..4000).map(|i| ((i as f64 * 0.01).sin() * 900.0) as i32).collect();
+        let x: Vec<i32> = (0..4000)
+            .map(|i| ((i as f64 * 0.01).sin() * 900.0) as i32)
+            .collect();
         assert_eq!(candidates(&x).len(), 1);
     }
 }

@@ -55,7 +55,11 @@ fn every_strict_prefix_is_truncated() {
 fn trailing_bytes_are_corrupt() {
     for (name, _, mut bytes) in encoded_corpus() {
         bytes.push(0);
-        assert_eq!(decode(&bytes).unwrap_err().kind, ErrorKind::Corrupt, "{name}");
+        assert_eq!(
+            decode(&bytes).unwrap_err().kind,
+            ErrorKind::Corrupt,
+            "{name}"
+        );
     }
 }
 
@@ -71,7 +75,11 @@ fn unknown_versions_and_tags_are_refused() {
     for tag in [0x06u8, 0x0F, 0x20, 0x80] {
         let mut b = bytes.clone();
         b[1] = tag;
-        assert_eq!(decode(&b).unwrap_err().kind, ErrorKind::Corrupt, "tag {tag:#x}");
+        assert_eq!(
+            decode(&b).unwrap_err().kind,
+            ErrorKind::Corrupt,
+            "tag {tag:#x}"
+        );
     }
     // A reference block cannot be decoded without its reference: a caller error.
     let mut b = bytes.clone();

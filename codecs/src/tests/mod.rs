@@ -71,22 +71,42 @@ pub(crate) fn cases() -> Vec<(&'static str, SampleWidth, Vec<i32>)> {
     v.push((
         "alternating_full_scale16",
         Bits16,
-        (0..4096).map(|i| if i % 2 == 0 { Bits16.max() } else { Bits16.min() }).collect(),
+        (0..4096)
+            .map(|i| {
+                if i % 2 == 0 {
+                    Bits16.max()
+                } else {
+                    Bits16.min()
+                }
+            })
+            .collect(),
     ));
     v.push((
         "alternating_full_scale24",
         Bits24,
-        (0..4096).map(|i| if i % 2 == 0 { Bits24.max() } else { Bits24.min() }).collect(),
+        (0..4096)
+            .map(|i| {
+                if i % 2 == 0 {
+                    Bits24.max()
+                } else {
+                    Bits24.min()
+                }
+            })
+            .collect(),
     ));
     v.push((
         "white_noise16",
         Bits16,
-        (0..2048).map(|_| rng.range(Bits16.min(), Bits16.max())).collect(),
+        (0..2048)
+            .map(|_| rng.range(Bits16.min(), Bits16.max()))
+            .collect(),
     ));
     v.push((
         "white_noise24",
         Bits24,
-        (0..2048).map(|_| rng.range(Bits24.min(), Bits24.max())).collect(),
+        (0..2048)
+            .map(|_| rng.range(Bits24.min(), Bits24.max()))
+            .collect(),
     ));
     v.push(("eeg16", Bits16, eeg_like(8192, Bits16, 1, 400.0)));
     v.push(("eeg24", Bits24, eeg_like(8192, Bits24, 2, 40_000.0)));
@@ -104,7 +124,9 @@ pub(crate) fn cases() -> Vec<(&'static str, SampleWidth, Vec<i32>)> {
     v.push((
         "sparse_values",
         Bits16,
-        (0..3000).map(|_| table[(rng.next_u64() % 8) as usize]).collect(),
+        (0..3000)
+            .map(|_| table[(rng.next_u64() % 8) as usize])
+            .collect(),
     ));
     v.push((
         "multiples_of_4",
@@ -118,7 +140,13 @@ pub(crate) fn cases() -> Vec<(&'static str, SampleWidth, Vec<i32>)> {
         "status_steps",
         Bits24,
         (0..8192)
-            .map(|i| if (i / 700) % 3 == 0 { 1_900_799 } else { 1_835_262 + (i / 1900) as i32 })
+            .map(|i| {
+                if (i / 700) % 3 == 0 {
+                    1_900_799
+                } else {
+                    1_835_262 + (i / 1900)
+                }
+            })
             .collect(),
     ));
     v.push((
@@ -131,7 +159,11 @@ pub(crate) fn cases() -> Vec<(&'static str, SampleWidth, Vec<i32>)> {
     ));
     let mut spikes = eeg_like(8192, Bits16, 8, 200.0);
     for i in (0..spikes.len()).step_by(997) {
-        spikes[i] = if i % 2 == 0 { Bits16.max() } else { Bits16.min() };
+        spikes[i] = if i % 2 == 0 {
+            Bits16.max()
+        } else {
+            Bits16.min()
+        };
     }
     v.push(("spikes", Bits16, spikes));
     let pattern: Vec<i32> = (0..97).map(|_| rng.range(-20_000, 20_000)).collect();
@@ -143,6 +175,10 @@ pub(crate) fn cases() -> Vec<(&'static str, SampleWidth, Vec<i32>)> {
     let mut flat_then_busy = vec![17; 3000];
     flat_then_busy.extend(eeg_like(3000, Bits16, 9, 500.0));
     v.push(("flat_then_busy", Bits16, flat_then_busy));
-    v.push(("ramp", Bits24, (0..4000).map(|i| i * 2000 - 4_000_000).collect()));
+    v.push((
+        "ramp",
+        Bits24,
+        (0..4000).map(|i| i * 2000 - 4_000_000).collect(),
+    ));
     v
 }

@@ -67,7 +67,11 @@ fn incompressible_input_grows_by_at_most_the_header() {
         let mut bytes = Vec::new();
         encode(&samples, width, &mut bytes).unwrap();
         let raw = samples.len() * width.bytes();
-        assert!(bytes.len() <= raw + 10, "{name}: {} > {raw} + 10", bytes.len());
+        assert!(
+            bytes.len() <= raw + 10,
+            "{name}: {} > {raw} + 10",
+            bytes.len()
+        );
     }
 }
 
@@ -83,7 +87,11 @@ fn compressible_cases_actually_compress() {
             "eeg24" => raw * 2 / 3,
             _ => continue,
         };
-        assert!(bytes.len() <= limit.max(8), "{name}: {} bytes of {raw}", bytes.len());
+        assert!(
+            bytes.len() <= limit.max(8),
+            "{name}: {} bytes of {raw}",
+            bytes.len()
+        );
     }
 }
 
@@ -122,10 +130,17 @@ fn rejects_samples_outside_the_width_and_oversized_blocks() {
     ] {
         let e = encode(&[0, bad], width, &mut out).unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidArgument);
-        assert!(!e.message.contains(&bad.to_string()), "no sample values in messages");
+        assert!(
+            !e.message.contains(&bad.to_string()),
+            "no sample values in messages"
+        );
     }
-    let e = encode(&vec![0; crate::MAX_BLOCK_SAMPLES + 1], SampleWidth::Bits16, &mut out)
-        .unwrap_err();
+    let e = encode(
+        &vec![0; crate::MAX_BLOCK_SAMPLES + 1],
+        SampleWidth::Bits16,
+        &mut out,
+    )
+    .unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidArgument);
     assert!(out.is_empty(), "nothing written on error");
 }
@@ -150,7 +165,10 @@ fn reused_encoder_and_decoder_match_fresh_ones() {
         enc.encode(&samples, width, &mut a).unwrap();
         let mut b = Vec::new();
         encode(&samples, width, &mut b).unwrap();
-        assert_eq!(a, b, "the encoder is deterministic and keeps no state between blocks");
+        assert_eq!(
+            a, b,
+            "the encoder is deterministic and keeps no state between blocks"
+        );
         let mut out = vec![0; samples.len()];
         dec.decode_into(&a, &mut out).unwrap();
         assert_eq!(out, samples);
@@ -186,7 +204,11 @@ fn samples_strategy() -> impl Strategy<Value = (SampleWidth, Vec<i32>)> {
             .prop_map(|(values, idx)| idx.into_iter().map(|i| values[i % values.len()]).collect())
             .boxed();
         let runs = prop::collection::vec((lo..=hi, 1usize..50), 0..80)
-            .prop_map(|r| r.into_iter().flat_map(|(v, n)| std::iter::repeat_n(v, n)).collect())
+            .prop_map(|r| {
+                r.into_iter()
+                    .flat_map(|(v, n)| std::iter::repeat_n(v, n))
+                    .collect()
+            })
             .boxed();
         prop_oneof![uniform, walk, alphabet, runs].prop_map(move |s| (w, s))
     })
@@ -210,11 +232,16 @@ proptest! {
 
 #[test]
 fn format_md_examples_decode_as_documented() {
-    assert_eq!(decode(&[0x01, 0x00, 0x03, 0x03, 0x03, 0x43, 0x01]).unwrap(), [1, -2, 3]);
+    assert_eq!(
+        decode(&[0x01, 0x00, 0x03, 0x03, 0x03, 0x43, 0x01]).unwrap(),
+        [1, -2, 3]
+    );
     assert_eq!(decode(&[0x01, 0x01, 0x03, 0x0A]).unwrap(), [5, 5, 5]);
     // Non-zero padding after the verbatim values is corrupt.
     assert_eq!(
-        decode(&[0x01, 0x00, 0x03, 0x03, 0x03, 0x43, 0x03]).unwrap_err().kind,
+        decode(&[0x01, 0x00, 0x03, 0x03, 0x03, 0x43, 0x03])
+            .unwrap_err()
+            .kind,
         ErrorKind::Corrupt
     );
 }
@@ -235,13 +262,20 @@ fn referenced_blocks_round_trip_and_need_their_reference() {
     let mut with = Vec::new();
     encode_referenced(&b, &a, SampleWidth::Bits16, &mut with).unwrap();
     assert_eq!(inspect(&with).unwrap().codec, CodecId::Reference);
-    assert!(with.len() * 10 < alone.len() * 9, "{} vs {}", with.len(), alone.len());
+    assert!(
+        with.len() * 10 < alone.len() * 9,
+        "{} vs {}",
+        with.len(),
+        alone.len()
+    );
     let mut out = vec![0; b.len()];
     decode_referenced_into(&with, &a, &mut out).unwrap();
     assert_eq!(out, b);
     assert_eq!(decode(&with).unwrap_err().kind, ErrorKind::InvalidArgument);
     assert_eq!(
-        decode_referenced_into(&with, &a[1..], &mut out).unwrap_err().kind,
+        decode_referenced_into(&with, &a[1..], &mut out)
+            .unwrap_err()
+            .kind,
         ErrorKind::InvalidArgument
     );
     // Unrelated reference: coded alone, decodable with or without it.
@@ -253,7 +287,9 @@ fn referenced_blocks_round_trip_and_need_their_reference() {
     // Every strict prefix is truncated.
     for cut in 0..with.len() {
         assert_eq!(
-            decode_referenced_into(&with[..cut], &a, &mut out).unwrap_err().kind,
+            decode_referenced_into(&with[..cut], &a, &mut out)
+                .unwrap_err()
+                .kind,
             ErrorKind::Truncated
         );
     }
