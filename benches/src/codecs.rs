@@ -146,7 +146,13 @@ impl Row {
     }
 
     fn finish(&mut self) {
-        let ratio = |b: usize| if b == 0 { 0.0 } else { self.raw_bytes as f64 / b as f64 };
+        let ratio = |b: usize| {
+            if b == 0 {
+                0.0
+            } else {
+                self.raw_bytes as f64 / b as f64
+            }
+        };
         self.theta_ratio = ratio(self.theta_bytes);
         self.theta_ref_ratio = ratio(self.theta_ref_bytes);
         self.zstd19_ratio = ratio(self.zstd19_bytes);
@@ -223,13 +229,22 @@ fn theta_signal(
 fn pick_references(signals: &[&[i32]]) -> Vec<Option<usize>> {
     let steps: Vec<Vec<f64>> = signals
         .iter()
-        .map(|s| s.windows(2).map(|w| f64::from(w[1]) - f64::from(w[0])).collect())
+        .map(|s| {
+            s.windows(2)
+                .map(|w| f64::from(w[1]) - f64::from(w[0]))
+                .collect()
+        })
         .collect();
-    let energy: Vec<f64> = steps.iter().map(|d| d.iter().map(|v| v * v).sum()).collect();
+    let energy: Vec<f64> = steps
+        .iter()
+        .map(|d| d.iter().map(|v| v * v).sum())
+        .collect();
     (0..signals.len())
         .map(|b| {
             (0..b)
-                .filter(|&a| signals[a].len() == signals[b].len() && energy[a] > 0.0 && energy[b] > 0.0)
+                .filter(|&a| {
+                    signals[a].len() == signals[b].len() && energy[a] > 0.0 && energy[b] > 0.0
+                })
                 .map(|a| {
                     let dot: f64 = steps[a].iter().zip(&steps[b]).map(|(x, y)| x * y).sum();
                     (a, (dot / (energy[a] * energy[b]).sqrt()).abs())
@@ -254,7 +269,12 @@ fn theta_referenced(rec: &Recording, block: usize, reps: usize) -> anyhow::Resul
         for (i, chunk) in s.chunks(block).enumerate() {
             let mut out = Vec::new();
             match refs[b] {
-                Some(a) => enc.encode_referenced(chunk, &signals[a][i * block..][..chunk.len()], width, &mut out)?,
+                Some(a) => enc.encode_referenced(
+                    chunk,
+                    &signals[a][i * block..][..chunk.len()],
+                    width,
+                    &mut out,
+                )?,
                 None => enc.encode(chunk, width, &mut out)?,
             }
             blocks.push(out);
@@ -271,7 +291,9 @@ fn theta_referenced(rec: &Recording, block: usize, reps: usize) -> anyhow::Resul
                 let at = i * block;
                 let n = (signals[b].len() - at).min(block);
                 match refs[b] {
-                    Some(a) => dec.decode_referenced_into(blk, &done[a][at..at + n], &mut out[at..at + n])?,
+                    Some(a) => {
+                        dec.decode_referenced_into(blk, &done[a][at..at + n], &mut out[at..at + n])?
+                    }
                     None => dec.decode_into(blk, &mut out[at..at + n])?,
                 };
             }
@@ -321,8 +343,9 @@ pub fn measure_file(path: &Path, args: &CodecsArgs) -> anyhow::Result<Row> {
         let n = s.samples.len();
         row.samples += n;
         row.raw_bytes += n * bps;
-        let (bytes, te, td) = theta_signal(&s.samples, width, args.block, args.reps, &mut enc, &mut dec)
-            .with_context(|| format!("{}: signal {}", row.file, s.label))?;
+        let (bytes, te, td) =
+            theta_signal(&s.samples, width, args.block, args.reps, &mut enc, &mut dec)
+                .with_context(|| format!("{}: signal {}", row.file, s.label))?;
         row.theta_bytes += bytes;
         row.times.theta_enc += te;
         row.times.theta_dec += td;
@@ -333,7 +356,9 @@ pub fn measure_file(path: &Path, args: &CodecsArgs) -> anyhow::Result<Row> {
         row.times.zstd_enc += cpu_now() - t;
         row.zstd19_bytes += z.len();
         let mut back = Vec::new();
-        row.times.zstd_dec += best_of(args.reps, || peers::zstd_decode(&z, stored.len(), &mut back))?;
+        row.times.zstd_dec += best_of(args.reps, || {
+            peers::zstd_decode(&z, stored.len(), &mut back)
+        })?;
         ensure!(back == stored, "zstd round trip differs");
 
         let t = cpu_now();
@@ -372,7 +397,11 @@ pub struct BlockRow {
 }
 
 /// Theta alone at several block lengths, over all files.
-pub fn block_table(files: &[PathBuf], sizes: &[usize], reps: usize) -> anyhow::Result<Vec<BlockRow>> {
+pub fn block_table(
+    files: &[PathBuf],
+    sizes: &[usize],
+    reps: usize,
+) -> anyhow::Result<Vec<BlockRow>> {
     let recs = files
         .iter()
         .map(|p| edf_samples::read_recording(p))
@@ -384,7 +413,8 @@ pub fn block_table(files: &[PathBuf], sizes: &[usize], reps: usize) -> anyhow::R
         let mut dec = Decoder::new();
         for rec in &recs {
             for s in &rec.signals {
-                let (b, e, d) = theta_signal(&s.samples, width_of(rec), block, reps, &mut enc, &mut dec)?;
+                let (b, e, d) =
+                    theta_signal(&s.samples, width_of(rec), block, reps, &mut enc, &mut dec)?;
                 raw += s.samples.len() * rec.bytes_per_sample();
                 bytes += b;
                 n += s.samples.len();
@@ -488,7 +518,11 @@ fn print_table(rows: &[Row], args: &CodecsArgs) {
         "pco dec"
     );
     for r in rows {
-        let mark = if r.theta_ratio >= r.best_peer_ratio { "" } else { " !" };
+        let mark = if r.theta_ratio >= r.best_peer_ratio {
+            ""
+        } else {
+            " !"
+        };
         println!(
             "{:<42} {:>10} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>7.3} {:>9} | {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>7.1}{mark}",
             r.file,
@@ -541,9 +575,15 @@ mod tests {
             let rec = edf_samples::read_recording(&path).unwrap();
             for s in &rec.signals {
                 // theta_signal checks the decoded samples equal the input.
-                let (bytes, _, _) =
-                    theta_signal(&s.samples, width_of(&rec), DEFAULT_BLOCK, 1, &mut enc, &mut dec)
-                        .unwrap();
+                let (bytes, _, _) = theta_signal(
+                    &s.samples,
+                    width_of(&rec),
+                    DEFAULT_BLOCK,
+                    1,
+                    &mut enc,
+                    &mut dec,
+                )
+                .unwrap();
                 let raw = s.samples.len() * rec.bytes_per_sample();
                 assert!(bytes <= raw + 10 * s.samples.len().div_ceil(DEFAULT_BLOCK));
             }

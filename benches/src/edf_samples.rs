@@ -67,7 +67,10 @@ pub fn read_recording(path: &Path) -> anyhow::Result<Recording> {
 
 /// Parses a whole EDF/BDF file held in memory.
 pub fn parse_recording(bytes: &[u8]) -> anyhow::Result<Recording> {
-    ensure!(bytes.len() >= HEADER_FIXED_BYTES, "file shorter than the fixed header");
+    ensure!(
+        bytes.len() >= HEADER_FIXED_BYTES,
+        "file shorter than the fixed header"
+    );
     let bdf = bytes[0] == 0xFF;
     let width = if bdf { 3 } else { 2 };
     let header_bytes = usize::try_from(int_field(bytes, 184, 8, "header bytes")?)?;

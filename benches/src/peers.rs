@@ -45,7 +45,8 @@ pub fn pco_encode(samples: &[i32]) -> anyhow::Result<Vec<u8>> {
 
 /// Decompresses pcodec bytes into the caller's buffer.
 pub fn pco_decode(encoded: &[u8], out: &mut [i32]) -> anyhow::Result<()> {
-    let progress = pco::standalone::simple_decompress_into(encoded, out).context("pco decompress")?;
+    let progress =
+        pco::standalone::simple_decompress_into(encoded, out).context("pco decompress")?;
     ensure!(progress.n_processed == out.len(), "pco round trip length");
     Ok(())
 }
