@@ -20,7 +20,7 @@ use crate::peers;
 pub const SYNTHETIC_FILES: &[&str] = &["test_uneven_samp.edf"];
 
 /// Block length the engine stores with (samples per channel block); see `--block-sizes`.
-pub const DEFAULT_BLOCK: usize = 8192;
+pub const DEFAULT_BLOCK: usize = theta_codecs::RECOMMENDED_BLOCK_SAMPLES;
 
 /// Arguments of `theta-bench codecs`.
 #[derive(Debug, Clone, clap::Args)]
@@ -167,7 +167,8 @@ impl Row {
             .iter()
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .expect("three peers");
-        self.best_peer = best.0.to_string();
+        // Files without signal samples (annotation-only) have no best peer.
+        self.best_peer = if self.raw_bytes == 0 { "-" } else { best.0 }.to_string();
         self.best_peer_ratio = best.1;
         let msps = |s: f64| {
             if s > 0.0 {

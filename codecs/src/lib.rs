@@ -55,6 +55,27 @@ pub const FORMAT_VERSION: u8 = block::FORMAT_VERSION;
 /// more is corrupt. It bounds what a decoder allocates for a hostile header.
 pub const MAX_BLOCK_SAMPLES: usize = block::MAX_BLOCK_SAMPLES;
 
+/// Samples per channel block the engine should store with, chosen by measurement.
+///
+/// A viewer page is 20–30 s of 20–256 channels, so at 256 Hz one channel's page is
+/// 5120–7680 samples and a page read decodes on average `page + block` samples per channel.
+/// `theta-bench codecs ../shared/eeg --block-sizes …` on the 15 real recordings (one core,
+/// CPU time; page = 64 channels × 30 s × 256 Hz, modelled from the measured decode speed):
+///
+/// | block | ratio | encode M/s | decode M/s | page ms |
+/// |------:|------:|-----------:|-----------:|--------:|
+/// |  1024 | 3.003 | 15.5 | 417.6 |  1.33 |
+/// |  2048 | 3.092 | 16.3 | 433.0 |  1.44 |
+/// |  4096 | 3.154 | 18.5 | 448.5 |  1.68 |
+/// |  8192 | 3.186 | 18.2 | 416.5 |  2.44 |
+/// | 16384 | 3.198 | 19.2 | 425.2 |  3.62 |
+/// | 32768 | 3.201 | 19.2 | 441.5 |  5.86 |
+/// | 65536 | 3.204 | 17.9 | 412.7 | 11.36 |
+///
+/// 8192 is the knee: +1.0 % ratio over 4096 for +0.8 ms per page, while 16384 buys only
+/// +0.4 % more for +1.2 ms. Any length up to [`MAX_BLOCK_SAMPLES`] is valid.
+pub const RECOMMENDED_BLOCK_SAMPLES: usize = 8192;
+
 /// How wide the stored samples are: 16-bit (EDF) or 24-bit (BDF).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SampleWidth {
