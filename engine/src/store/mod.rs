@@ -95,6 +95,8 @@ pub use lease::CleanupReport;
 pub use overview::{MAX_WIDTH, Overview, OverviewRequest, OverviewSource};
 pub use recording::{Recording, RecordingInfo, RecordingStatus};
 pub use source::{Annotation, MemorySource, SampleSource, SignalInfo, SourceHeader};
+/// Sample width of a signal (re-exported from `theta-codecs`).
+pub use theta_codecs::SampleWidth;
 pub use verify::{VerifyProblem, VerifyReport};
 pub use window::{
     ChannelRef, ChannelSelection, Run, SampleData, Units, Window, WindowBlock, WindowRequest,

@@ -236,7 +236,10 @@ impl Recording {
             for (row, &c) in channels.iter().enumerate() {
                 let (gain, offset) = signals[c].calibration();
                 for p in 0..width {
-                    let (lo, hi) = (min[[row, p]] * gain + offset, max[[row, p]] * gain + offset);
+                    let (lo, hi) = (
+                        gain * (min[[row, p]] + offset),
+                        gain * (max[[row, p]] + offset),
+                    );
                     // A negative gain (physical_max < physical_min) swaps the envelope.
                     min[[row, p]] = lo.min(hi);
                     max[[row, p]] = lo.max(hi);

@@ -44,23 +44,22 @@ impl SignalInfo {
         }
     }
 
-    /// `(gain, offset)` so that `physical = digital * gain + offset`, from the EDF calibration
-    /// (`physical_min + (digital - digital_min) * (physical_max - physical_min) /
-    /// (digital_max - digital_min)`); a degenerate digital range maps with gain 1.
+    /// `(gain, offset)` so that `physical = gain * (digital + offset)`: EDFlib's formula
+    /// (and the EDF reader's), so physical values agree with pyedflib to the last bit. A
+    /// degenerate range maps with gain 1 and offset 0.
     pub fn calibration(&self) -> (f64, f64) {
-        let dr = f64::from(self.digital_max) - f64::from(self.digital_min);
-        if dr == 0.0 || !dr.is_finite() {
+        let span = f64::from(self.digital_max) - f64::from(self.digital_min);
+        let gain = (self.physical_max - self.physical_min) / span;
+        if !gain.is_finite() || gain == 0.0 || span <= 0.0 {
             return (1.0, 0.0);
         }
-        let gain = (self.physical_max - self.physical_min) / dr;
-        let offset = self.physical_min - f64::from(self.digital_min) * gain;
-        (gain, offset)
+        (gain, self.physical_max / gain - f64::from(self.digital_max))
     }
 
     /// Converts one digital value to physical units.
     pub fn to_physical(&self, digital: i32) -> f64 {
         let (gain, offset) = self.calibration();
-        f64::from(digital) * gain + offset
+        gain * (f64::from(digital) + offset)
     }
 }
 

@@ -346,7 +346,7 @@ impl Recording {
                     let mut phys = data.mapv(f64::from);
                     for (row, &c) in p.channels.iter().enumerate() {
                         let (gain, offset) = signals[c].calibration();
-                        phys.row_mut(row).mapv_inplace(|v| v * gain + offset);
+                        phys.row_mut(row).mapv_inplace(|v| gain * (v + offset));
                     }
                     SampleData::Physical(phys)
                 }

@@ -2,6 +2,9 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod read;
+pub mod store;
+
 /// Theta: clinical EEG stored compressed and encrypted, served filtered and montaged.
 #[derive(Debug, Parser)]
 #[command(name = "theta", version, about)]
@@ -16,6 +19,21 @@ pub struct Cli {
 pub enum Command {
     /// Run the demo on an embedded default.
     Demo,
+    /// Create a store (and, by default, its key file beside it, mode 600).
+    Init(store::InitArgs),
+    /// List the recordings of a store.
+    Ls(store::LsArgs),
+    /// Read a time window of a recording (CSV, JSON or NumPy .npy on stdout).
+    Window(read::WindowArgs),
+    /// Min/max envelope of a recording at a pixel width.
+    Overview(read::OverviewArgs),
+    /// Authenticate and decode every stored byte; report every bad chunk.
+    Verify(store::VerifyArgs),
+    /// Key-encryption key management.
+    #[command(subcommand)]
+    Keys(store::KeysCommand),
+    /// Destroy a recording's data key: it can never be read again.
+    Shred(store::ShredArgs),
 }
 
 /// Runs the parsed command line and returns the process exit code.
@@ -25,5 +43,12 @@ pub fn run(cli: Cli) -> i32 {
             eprintln!("demo: not built yet");
             1
         }
+        Command::Init(args) => store::init(args),
+        Command::Ls(args) => store::ls(args),
+        Command::Window(args) => read::window(args),
+        Command::Overview(args) => read::overview(args),
+        Command::Verify(args) => store::verify(args),
+        Command::Keys(cmd) => store::keys(cmd),
+        Command::Shred(args) => store::shred(args),
     }
 }
