@@ -1,9 +1,11 @@
 //! Command-line interface of the `theta` binary.
 
-use clap::{Parser, Subcommand};
-
+pub mod admin;
 pub mod read;
+pub mod serve;
 pub mod store;
+
+use clap::{Parser, Subcommand};
 
 /// Theta: clinical EEG stored compressed and encrypted, served filtered and montaged.
 #[derive(Debug, Parser)]
@@ -34,6 +36,10 @@ pub enum Command {
     Keys(store::KeysCommand),
     /// Destroy a recording's data key: it can never be read again.
     Shred(store::ShredArgs),
+    /// Serve the HTTPS API.
+    Serve(serve::ServeArgs),
+    /// Administration: bootstrap the first administrator, access review.
+    Admin(admin::AdminArgs),
 }
 
 /// Runs the parsed command line and returns the process exit code.
@@ -50,5 +56,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Verify(args) => store::verify(args),
         Command::Keys(cmd) => store::keys(cmd),
         Command::Shred(args) => store::shred(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Admin(args) => admin::run(args),
     }
 }

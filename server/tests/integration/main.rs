@@ -1,3 +1,11 @@
-//! theta-server's integration tests: one binary, one module per area.
+//! Integration tests of the service: component tests on the router (no socket), the
+//! authorisation matrix, end-to-end tests over real TLS, OpenID Connect against a test
+//! identity provider, and the store commands. One binary, modules by area.
 
+mod support;
+
+mod api;
 mod cli_store;
+mod e2e;
+mod matrix;
+mod oidc;

@@ -1,0 +1,554 @@
+//! Configuration: one TOML file with named profiles (`dev`, `test`, `prod`, …).
+//!
+//! ```toml
+//! profile = "dev"                      # used when --profile is not given
+//!
+//! [profiles.dev]
+//! listen = "127.0.0.1:8443"
+//! data_dir = "theta-data"              # relative to this file
+//!
+//! [profiles.prod]
+//! kind = "prod"
+//! environment = "prod-paris"
+//! listen = "0.0.0.0:443"
+//! data_dir = "/var/lib/theta"
+//! public_origin = "https://theta.example.fr"
+//! tls = { cert = "/etc/theta/cert.pem", key = "/etc/theta/key.pem" }
+//! http = { trusted_proxies = ["10.0.0.0/8"] }
+//! ```
+//!
+//! The profile's *kind* (from `kind`, else the profile name) decides the safety rules: only `dev`
+//! may generate a self-signed certificate; `prod` requires a certificate chaining to a trusted CA
+//! and refuses a data folder tagged for another environment (see [`crate::tls`]).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Default profile name when none is given on the command line.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Profiles by name.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Settings>,
+}
+
+/// What kind of environment a profile describes; decides which shortcuts are allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProfileKind {
+    /// A developer's machine: self-signed certificate generated on first start.
+    Dev,
+    /// Automated tests and acceptance: like prod but may use a test CA.
+    Test,
+    /// Production: real certificates, no dev keys.
+    Prod,
+}
+
+impl ProfileKind {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileKind::Dev => "dev",
+            ProfileKind::Test => "test",
+            ProfileKind::Prod => "prod",
+        }
+    }
+}
+
+/// One resolved profile: everything `serve` and the admin commands need.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Profile name (filled in by [`Settings::load`]).
+    #[serde(skip)]
+    pub name: String,
+    /// Kind of profile; defaults to the profile's name when that is `dev`, `test` or `prod`.
+    #[serde(default)]
+    pub kind: Option<ProfileKind>,
+    /// Environment tag written into the data folder; defaults to the kind's name.
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// Address to listen on (HTTPS only).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Data folder (SQLite database, generated dev certificate). Relative paths are resolved
+    /// against the configuration file's folder.
+    pub data_dir: PathBuf,
+    /// The origin browsers use (`https://host[:port]`), for the CSRF Origin check, cookies and
+    /// the OIDC redirect. Defaults to `https://<listen>`.
+    #[serde(default)]
+    pub public_origin: Option<String>,
+    /// TLS settings.
+    #[serde(default)]
+    pub tls: TlsSettings,
+    /// Session time-outs.
+    #[serde(default)]
+    pub sessions: SessionSettings,
+    /// Account policy.
+    #[serde(default)]
+    pub accounts: AccountSettings,
+    /// HTTP limits and proxies.
+    #[serde(default)]
+    pub http: HttpSettings,
+    /// OpenID Connect providers.
+    #[serde(default)]
+    pub oidc: Vec<OidcProviderSettings>,
+    /// Key file sealing the service's secrets at rest (see [`crate::secrets`]); generated in the
+    /// data folder by the dev profile, required elsewhere.
+    #[serde(default)]
+    pub secrets_key_file: Option<PathBuf>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8443))
+}
+
+/// TLS settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain (leaf first).
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// PEM bundle of CAs the server certificate must chain to (prod/test check). Defaults to
+    /// the system bundle.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// `Strict-Transport-Security` max-age in seconds (default one year).
+    #[serde(default)]
+    pub hsts_max_age_secs: Option<u64>,
+}
+
+/// Session time-outs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSettings {
+    /// A session unused for this long is closed (default 15 minutes).
+    pub idle_timeout_secs: u64,
+    /// A session older than this is closed whatever its use (default 12 hours).
+    pub absolute_timeout_secs: u64,
+    /// Time allowed between the password step and the second factor (default 5 minutes).
+    pub mfa_step_timeout_secs: u64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 15 * 60,
+            absolute_timeout_secs: 12 * 3600,
+            mfa_step_timeout_secs: 5 * 60,
+        }
+    }
+}
+
+/// Account policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountSettings {
+    /// Accounts with no login for this many days are disabled (default 90).
+    pub dormant_after_days: u32,
+    /// Passwords older than this many days must be changed at next login (default 365).
+    pub password_max_age_days: u32,
+    /// Longest life of a guest account, in days (default 90).
+    pub guest_max_days: u32,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        Self {
+            dormant_after_days: 90,
+            password_max_age_days: 365,
+            guest_max_days: 90,
+        }
+    }
+}
+
+/// HTTP limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Whole-request time-out in seconds (default 30).
+    pub request_timeout_secs: u64,
+    /// Largest accepted request body for JSON endpoints, in bytes (default 1 MiB).
+    pub body_limit_bytes: usize,
+    /// Requests processed at once; more wait (default 256).
+    pub max_concurrent_requests: usize,
+    /// Proxies whose `X-Forwarded-For` is believed: addresses or CIDR blocks.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout_secs: 30,
+            body_limit_bytes: 1 << 20,
+            max_concurrent_requests: 256,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// One OpenID Connect provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProviderSettings {
+    /// Short name used in URLs: `/api/auth/oidc/{name}/login`.
+    pub name: String,
+    /// Issuer URL (discovery at `{issuer}/.well-known/openid-configuration`).
+    pub issuer: String,
+    /// Client id registered at the provider.
+    pub client_id: String,
+    /// Client secret (keep the file private).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Redirect URI registered at the provider; defaults to
+    /// `{public_origin}/api/auth/oidc/{name}/callback`.
+    #[serde(default)]
+    pub redirect_uri: Option<String>,
+    /// PEM bundle trusted for the provider's HTTPS endpoints (default: system bundle).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// `amr` values that prove multi-factor authentication (default `mfa`, `otp`, `hwk`).
+    #[serde(default = "default_mfa_amr")]
+    pub mfa_amr: Vec<String>,
+    /// `acr` values that prove multi-factor authentication (default none).
+    #[serde(default)]
+    pub mfa_acr: Vec<String>,
+    /// On first login, link to the account whose e-mail equals the provider's *verified* e-mail
+    /// (default true). Later logins use the stored (issuer, subject) link only.
+    #[serde(default = "yes")]
+    pub link_by_verified_email: bool,
+}
+
+fn default_mfa_amr() -> Vec<String> {
+    vec!["mfa".into(), "otp".into(), "hwk".into()]
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Settings {
+    /// Reads `path` and resolves the profile `profile` (or the file's `profile` field, or the
+    /// only profile there is).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the file and field when it cannot be read or is invalid.
+    pub fn load(path: &Path, profile: Option<&str>) -> Result<Settings> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, profile, base).map_err(|e| match e {
+            Error::Config { reason, .. } => Error::config(path, reason),
+            other => other,
+        })
+    }
+
+    /// Parses configuration text; relative paths are resolved against `base`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the text is invalid or the profile is unknown.
+    pub fn from_toml(text: &str, profile: Option<&str>, base: &Path) -> Result<Settings> {
+        let file: ConfigFile =
+            toml::from_str(text).map_err(|e| Error::config("<config>", e.to_string()))?;
+        let name = match profile.map(str::to_owned).or(file.profile.clone()) {
+            Some(n) => n,
+            None if file.profiles.len() == 1 => {
+                file.profiles.keys().next().cloned().unwrap_or_default()
+            }
+            None => {
+                return Err(Error::config(
+                    "<config>",
+                    "several profiles and none selected: pass --profile or set `profile`",
+                ));
+            }
+        };
+        let mut s = file
+            .profiles
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| Error::config("<config>", format!("no profile named {name:?}")))?;
+        s.name = name;
+        s.resolve_paths(base);
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// A profile for tests and the demo: given data folder, loopback port 0, defaults elsewhere.
+    pub fn for_kind(kind: ProfileKind, data_dir: impl Into<PathBuf>) -> Settings {
+        Settings {
+            name: kind.as_str().to_owned(),
+            kind: Some(kind),
+            environment: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            public_origin: None,
+            tls: TlsSettings::default(),
+            sessions: SessionSettings::default(),
+            accounts: AccountSettings::default(),
+            http: HttpSettings::default(),
+            oidc: Vec::new(),
+            secrets_key_file: None,
+        }
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        for p in [
+            &mut self.tls.cert,
+            &mut self.tls.key,
+            &mut self.tls.ca_file,
+            &mut self.secrets_key_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            fix(p);
+        }
+        for o in &mut self.oidc {
+            if let Some(p) = &mut o.ca_file {
+                fix(p);
+            }
+        }
+    }
+
+    /// The profile's kind.
+    ///
+    /// Unknown profile names without an explicit `kind` are treated as `prod`, the strictest.
+    pub fn kind(&self) -> ProfileKind {
+        self.kind.unwrap_or(match self.name.as_str() {
+            "dev" => ProfileKind::Dev,
+            "test" => ProfileKind::Test,
+            _ => ProfileKind::Prod,
+        })
+    }
+
+    /// The environment tag (defaults to the kind's name).
+    pub fn environment(&self) -> String {
+        self.environment
+            .clone()
+            .unwrap_or_else(|| self.kind().as_str().to_owned())
+    }
+
+    /// The public origin, `https://host[:port]`, without a trailing slash.
+    pub fn public_origin(&self) -> String {
+        match &self.public_origin {
+            Some(o) => o.trim_end_matches('/').to_owned(),
+            None => format!("https://{}", self.listen),
+        }
+    }
+
+    /// The SQLite database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("theta.db")
+    }
+
+    /// Parsed trusted proxy blocks.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the bad entry.
+    pub fn trusted_proxies(&self) -> Result<Vec<IpNet>> {
+        self.http
+            .trusted_proxies
+            .iter()
+            .map(|s| {
+                IpNet::parse(s).ok_or_else(|| {
+                    Error::config(
+                        format!("<profile {}>", self.name),
+                        format!("http.trusted_proxies: {s:?} is not an address or CIDR block"),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn validate(&self) -> Result<()> {
+        let here = || format!("<profile {}>", self.name);
+        if !self.public_origin().starts_with("https://") {
+            return Err(Error::config(
+                here(),
+                "public_origin must start with https://",
+            ));
+        }
+        if self.sessions.idle_timeout_secs == 0 || self.sessions.absolute_timeout_secs == 0 {
+            return Err(Error::config(
+                here(),
+                "sessions: time-outs must be positive",
+            ));
+        }
+        if self.sessions.idle_timeout_secs > self.sessions.absolute_timeout_secs {
+            return Err(Error::config(
+                here(),
+                "sessions.idle_timeout_secs exceeds absolute_timeout_secs",
+            ));
+        }
+        if self.accounts.password_max_age_days == 0 || self.accounts.password_max_age_days > 365 {
+            return Err(Error::config(
+                here(),
+                "accounts.password_max_age_days must be 1..=365 (the plan requires yearly renewal)",
+            ));
+        }
+        if self.http.body_limit_bytes == 0 || self.http.max_concurrent_requests == 0 {
+            return Err(Error::config(here(), "http limits must be positive"));
+        }
+        self.trusted_proxies()?;
+        let mut names = std::collections::BTreeSet::new();
+        for o in &self.oidc {
+            if !names.insert(&o.name)
+                || o.name.is_empty()
+                || !o
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(Error::config(
+                    here(),
+                    format!("oidc.name {:?} must be unique, [A-Za-z0-9_-]+", o.name),
+                ));
+            }
+            if self.kind() == ProfileKind::Prod && !o.issuer.starts_with("https://") {
+                return Err(Error::config(
+                    here(),
+                    format!("oidc {}: issuer must be https", o.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An address block (`10.0.0.0/8`, `::1/128`, or a bare address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Parses `a.b.c.d[/n]` or `v6[/n]`.
+    pub fn parse(s: &str) -> Option<IpNet> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.trim().parse::<u8>().ok().filter(|&p| p <= max)?,
+            None => max,
+        };
+        Some(IpNet { addr, prefix })
+    }
+
+    /// Whether `ip` is inside the block.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_resolve_and_validate() {
+        let text = r#"
+profile = "dev"
+[profiles.dev]
+data_dir = "d"
+[profiles.prod]
+listen = "0.0.0.0:443"
+data_dir = "/var/lib/theta"
+public_origin = "https://theta.example.fr/"
+tls = { cert = "c.pem", key = "k.pem" }
+http = { trusted_proxies = ["10.0.0.0/8", "::1"] }
+"#;
+        let dev = Settings::from_toml(text, None, Path::new("/etc/theta")).unwrap();
+        assert_eq!(dev.kind(), ProfileKind::Dev);
+        assert_eq!(dev.data_dir, Path::new("/etc/theta/d"));
+        assert_eq!(dev.public_origin(), "https://127.0.0.1:8443");
+        let prod = Settings::from_toml(text, Some("prod"), Path::new("/etc/theta")).unwrap();
+        assert_eq!(prod.kind(), ProfileKind::Prod);
+        assert_eq!(prod.public_origin(), "https://theta.example.fr");
+        assert_eq!(
+            prod.tls.cert.as_deref(),
+            Some(Path::new("/etc/theta/c.pem"))
+        );
+        assert_eq!(prod.trusted_proxies().unwrap().len(), 2);
+        let err = Settings::from_toml(text, Some("nope"), Path::new("/")).unwrap_err();
+        assert!(err.to_string().contains("no profile named"), "{err}");
+        let err = Settings::from_toml("[profiles.x]\ndata_dir='d'\nbogus=1", None, Path::new("/"))
+            .unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+        let err = Settings::from_toml(
+            "[profiles.x]\ndata_dir='d'\naccounts={password_max_age_days=400}",
+            None,
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("yearly"), "{err}");
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let text = include_str!("../theta.example.toml");
+        let dev = Settings::from_toml(text, None, Path::new("/srv")).unwrap();
+        assert_eq!(dev.data_dir, Path::new("/srv/theta-data"));
+        let prod = Settings::from_toml(text, Some("prod"), Path::new("/srv")).unwrap();
+        assert_eq!(prod.kind(), ProfileKind::Prod);
+        assert_eq!(prod.environment(), "prod-paris");
+        assert_eq!(prod.oidc[0].name, "aphp");
+        assert_eq!(prod.trusted_proxies().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn cidr_matching() {
+        let n = IpNet::parse("10.1.0.0/16").unwrap();
+        assert!(n.contains("10.1.200.3".parse().unwrap()));
+        assert!(!n.contains("10.2.0.1".parse().unwrap()));
+        assert!(n.contains("::ffff:10.1.0.9".parse().unwrap()));
+        let one = IpNet::parse("::1").unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        assert!(IpNet::parse("10.0.0.0/33").is_none());
+        assert!(
+            IpNet::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+    }
+}

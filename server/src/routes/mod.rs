@@ -1,0 +1,114 @@
+//! The HTTP API: [`router`] builds it as a value, callable without a socket.
+//!
+//! Adding a data endpoint (phase 2): write the handler in a new `routes/<area>.rs`, take a
+//! [`crate::extract::Ctx`], resolve the recording's tenant, make the one call
+//! `ctx.authorize(Action::ReadRecording, &Resource::Recording { tenant_id, recording_id })?`,
+//! add one `.route(…)` line below and one row to the matrix test (`tests/matrix.rs`), and
+//! document it in `openapi.yaml`.
+
+pub(crate) mod admin;
+pub(crate) mod auth;
+pub(crate) mod health;
+pub(crate) mod oidc;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{delete, get, post};
+use tower::limit::ConcurrencyLimitLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+
+/// Every route, in one table (kept in step with `openapi.yaml` by a test).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/api/openapi.yaml"),
+    ("POST", "/api/auth/login"),
+    ("POST", "/api/auth/mfa/password"),
+    ("POST", "/api/auth/mfa/enroll"),
+    ("POST", "/api/auth/mfa/verify"),
+    ("POST", "/api/auth/logout"),
+    ("POST", "/api/auth/password"),
+    ("GET", "/api/auth/oidc/{provider}/login"),
+    ("GET", "/api/auth/oidc/{provider}/callback"),
+    ("GET", "/api/me"),
+    ("GET", "/api/accounts"),
+    ("POST", "/api/accounts"),
+    ("GET", "/api/accounts/{id}"),
+    ("PATCH", "/api/accounts/{id}"),
+    ("POST", "/api/accounts/{id}/reset-credentials"),
+    ("GET", "/api/accounts/{id}/grants"),
+    ("POST", "/api/accounts/{id}/grants"),
+    ("DELETE", "/api/grants/{id}"),
+    ("GET", "/api/name-exceptions"),
+    ("POST", "/api/name-exceptions"),
+    ("GET", "/api/tenants"),
+    ("POST", "/api/tenants"),
+    ("GET", "/api/access-review"),
+];
+
+/// The application: routes, state and tower layers (trace, time-out, concurrency limit, body
+/// limit, security headers).
+pub fn router(state: AppState) -> Router {
+    let s = state.settings().clone();
+    let hsts = HeaderValue::from_str(&format!(
+        "max-age={}; includeSubDomains",
+        s.tls.hsts_max_age_secs.unwrap_or(31_536_000)
+    ))
+    .unwrap_or(HeaderValue::from_static(
+        "max-age=31536000; includeSubDomains",
+    ));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/api/openapi.yaml", get(health::openapi))
+        .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/mfa/password", post(auth::mfa_password))
+        .route("/api/auth/mfa/enroll", post(auth::mfa_enroll))
+        .route("/api/auth/mfa/verify", post(auth::mfa_verify))
+        .route("/api/auth/logout", post(auth::logout))
+        .route("/api/auth/password", post(auth::password_change))
+        .route("/api/auth/oidc/{provider}/login", get(oidc::login))
+        .route("/api/auth/oidc/{provider}/callback", get(oidc::callback))
+        .route("/api/me", get(auth::me))
+        .route("/api/accounts", get(admin::list_accounts).post(admin::create_account))
+        .route("/api/accounts/{id}", get(admin::get_account).patch(admin::patch_account))
+        .route("/api/accounts/{id}/reset-credentials", post(admin::reset_credentials))
+        .route("/api/accounts/{id}/grants", get(admin::list_grants).post(admin::add_grant))
+        .route("/api/grants/{id}", delete(admin::delete_grant))
+        .route("/api/name-exceptions", get(admin::list_name_exceptions).post(admin::add_name_exception))
+        .route("/api/tenants", get(admin::list_tenants).post(admin::create_tenant))
+        .route("/api/access-review", get(admin::access_review))
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(s.http.body_limit_bytes))
+        .layer(RequestBodyLimitLayer::new(s.http.body_limit_bytes))
+        .layer(ConcurrencyLimitLayer::new(s.http.max_concurrent_requests))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(s.http.request_timeout_secs),
+        ))
+        // Spans carry method and path only: query strings may hold OIDC codes and states.
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+        }))
+        // Outermost, so answers made by the layers above (408, 413, …) carry the headers too.
+        .layer(axum::middleware::map_response(move |mut r: Response| {
+            let hsts = hsts.clone();
+            async move {
+                let h = r.headers_mut();
+                h.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+                h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+                h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+                h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+                h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+                r
+            }
+        }))
+}
