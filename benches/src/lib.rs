@@ -1,1 +1,7 @@
 //! Theta's benchmarks: criterion groups per crate and the `theta-bench` macro runner.
+//!
+//! Each `theta-bench` sub-command lives in its own module and measures Theta against its peers
+//! in the same run.
+
+pub mod audit;
+pub mod read;

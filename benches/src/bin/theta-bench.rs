@@ -1,6 +1,28 @@
 //! `theta-bench`: the macro benchmark runner (one table, peers measured in the same run).
+//!
+//! Each area is a subcommand: `theta-bench audit [--json]`, …
 
-fn main() {
-    eprintln!("usage: theta-bench <codecs|read|store|page|...>");
-    std::process::exit(2);
+use clap::{Parser, Subcommand};
+
+/// Theta's macro benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "theta-bench", about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// EDF read throughput and peak memory against pyedflib.
+    Read(theta_bench::read::ReadArgs),
+    /// Audit trail: appender throughput, append by batch size, `verify` on 10 million events.
+    Audit(theta_bench::audit::AuditArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Bench::Read(args) => theta_bench::read::run(&args),
+        Bench::Audit(args) => theta_bench::audit::run(&args),
+    }
 }

@@ -1,6 +1,9 @@
 //! Command-line interface of the `theta` binary.
 
 pub mod admin;
+pub mod demo;
+pub mod ingest;
+pub mod inspect;
 pub mod read;
 pub mod serve;
 pub mod store;
@@ -20,7 +23,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the demo on an embedded default.
-    Demo,
+    Demo(demo::DemoArgs),
+    /// Describe an EDF/EDF+/BDF/BDF+ file: header, signals, annotations, warnings.
+    Inspect(inspect::InspectArgs),
+    /// Ingest EDF/EDF+/BDF/BDF+ files into a store (one JSON line per file).
+    Ingest(ingest::IngestArgs),
     /// Create a store (and, by default, its key file beside it, mode 600).
     Init(store::InitArgs),
     /// List the recordings of a store.
@@ -45,11 +52,10 @@ pub enum Command {
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Demo => {
-            eprintln!("demo: not built yet");
-            1
-        }
+        Command::Demo(args) => demo::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
         Command::Init(args) => store::init(args),
+        Command::Ingest(args) => ingest::run(args),
         Command::Ls(args) => store::ls(args),
         Command::Window(args) => read::window(args),
         Command::Overview(args) => read::overview(args),

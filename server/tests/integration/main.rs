@@ -1,11 +1,12 @@
-//! Integration tests of the service: component tests on the router (no socket), the
-//! authorisation matrix, end-to-end tests over real TLS, OpenID Connect against a test
-//! identity provider, and the store commands. One binary, modules by area.
+//! Integration tests of theta-server: component tests on the router (no socket), the
+//! authorisation matrix, end-to-end tests over real TLS, OpenID Connect against a test identity
+//! provider, and the command line. One binary, modules by area.
 
 mod support;
 
 mod api;
 mod cli_store;
 mod e2e;
+mod inspect;
 mod matrix;
 mod oidc;
