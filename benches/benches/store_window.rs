@@ -89,9 +89,14 @@ fn setup(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> (Store, Recordi
             read_ahead: false,
             ..Default::default()
         };
-        let store = Store::init_local(dir, "bench", Arc::new(LocalKeyring::generate("bench")), opts)
-            .await
-            .expect("store");
+        let store = Store::init_local(
+            dir,
+            "bench",
+            Arc::new(LocalKeyring::generate("bench")),
+            opts,
+        )
+        .await
+        .expect("store");
         let r = store
             .ingest(Synthetic::new(), IngestOptions::default())
             .await

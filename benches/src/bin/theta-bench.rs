@@ -18,11 +18,15 @@ enum Bench {
     Read(theta_bench::read::ReadArgs),
     /// Audit trail: appender throughput, append by batch size, `verify` on 10 million events.
     Audit(theta_bench::audit::AuditArgs),
+    /// Store: ingest MB/s, stored/raw, peak memory, window and overview latency (`--sweep`:
+    /// chunk shapes).
+    Store(theta_bench::store::StoreArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Bench::Read(args) => theta_bench::read::run(&args),
         Bench::Audit(args) => theta_bench::audit::run(&args),
+        Bench::Store(args) => theta_bench::store::run(&args),
     }
 }

@@ -55,6 +55,7 @@
 
 mod annotations;
 mod cache;
+mod edf_source;
 mod error;
 mod format;
 mod ids;
@@ -82,6 +83,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 
 pub use annotations::{AnnotationChange, AnnotationRecord, AnnotationVersion, IMPORT_AUTHOR};
 pub use cache::CacheStats;
+pub use edf_source::EdfSource;
 pub use error::{ErrorCategory, Result, SourceError, StoreError};
 pub use format::FORMAT_VERSION;
 pub use ids::{ChunkPlace, RecordingId, StoreId, TenantId};

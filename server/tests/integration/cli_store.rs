@@ -367,3 +367,116 @@ fn store_commands_end_to_end() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("shredded"));
     ok(&theta(&["verify", "--store", s]));
 }
+
+#[test]
+fn ingest_real_files_then_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("eeg");
+    let s = store.to_str().unwrap();
+    ok(&theta(&["init", "--store", s, "--env", "test"]));
+    let eeg = theta_fixtures::shared_eeg_dir();
+    let files = [
+        eeg.join("test_utf8.edf"),
+        eeg.join("Newtest17-256.bdf"),
+        eeg.join("test_reduced.edf"),
+    ];
+    let mut args = vec!["ingest", "--store", s, "--tenant", "hospital-a"];
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    args.extend(names.iter().map(String::as_str));
+    let out = ok(&theta(&args));
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (l, f) in lines.iter().zip(&names) {
+        assert_eq!(l["file"], f.as_str());
+        for key in [
+            "recording_id",
+            "signals",
+            "duration",
+            "raw_bytes",
+            "stored_bytes",
+        ] {
+            assert!(!l[key].is_null(), "{key} in {l}");
+        }
+    }
+    assert_eq!(lines[0]["signals"], 1);
+    assert_eq!(lines[0]["duration"], 698.0);
+    assert_eq!(lines[1]["signals"], 17);
+    assert_eq!(lines[2]["signals"], 139);
+    let raw = std::fs::metadata(&files[0]).unwrap().len();
+    assert_eq!(lines[0]["raw_bytes"], raw);
+
+    // The first samples of test_utf8.edf's Fp1, by label, against the golden file.
+    let golden: Value =
+        serde_json::from_slice(&std::fs::read(eeg.join("test_utf8.edf.golden.json")).unwrap())
+            .unwrap();
+    let first16: Vec<i64> = golden["signals"][0]["first_digital"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    let id = lines[0]["recording_id"].as_str().unwrap();
+    let js: Value = serde_json::from_str(&ok(&theta(&[
+        "window",
+        "--store",
+        s,
+        "--recording",
+        id,
+        "--start",
+        "0",
+        "--duration",
+        "0.125",
+        "--channels",
+        "Fp1",
+        "--format",
+        "json",
+    ])))
+    .unwrap();
+    let got: Vec<i64> = js["blocks"][0]["data"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(got, first16);
+
+    // test_reduced.edf has 10 rates: one block per rate.
+    let id = lines[2]["recording_id"].as_str().unwrap();
+    let js: Value = serde_json::from_str(&ok(&theta(&[
+        "window",
+        "--store",
+        s,
+        "--recording",
+        id,
+        "--start",
+        "1",
+        "--duration",
+        "2",
+        "--format",
+        "json",
+    ])))
+    .unwrap();
+    assert_eq!(js["blocks"].as_array().unwrap().len(), 10);
+
+    let ls: Value = serde_json::from_str(&ok(&theta(&["ls", "--store", s, "--json"]))).unwrap();
+    assert_eq!(ls.as_array().unwrap().len(), 3);
+    assert!(
+        ls.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["tenant"] == "hospital-a")
+    );
+    ok(&theta(&["verify", "--store", s]));
+
+    // A bad file among good ones: exit 2, and nothing is ingested.
+    let bad = dir.path().join("bad.edf");
+    std::fs::write(&bad, b"0       this is not an EDF header").unwrap();
+    let out = theta(&["ingest", "--store", s, &names[0], bad.to_str().unwrap()]);
+    assert_eq!(code(&out), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.edf"));
+    let ls: Value = serde_json::from_str(&ok(&theta(&["ls", "--store", s, "--json"]))).unwrap();
+    assert_eq!(ls.as_array().unwrap().len(), 3, "nothing changed");
+}
