@@ -308,7 +308,7 @@ pub(crate) fn assert_no_plaintext(root: &Path, strings: &[String], sample_bytes:
             let key = u64::from_le_bytes(w[..8].try_into().unwrap());
             if let Some(candidates) = blocks.get(&key) {
                 assert!(
-                    !candidates.iter().any(|c| *c == w),
+                    !candidates.contains(&w),
                     "source sample bytes found in {}",
                     f.display()
                 );
