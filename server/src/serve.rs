@@ -88,7 +88,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running> {
     let db = open_db(&settings)?;
-    let state = AppState::new(settings, db)?;
+    let data = crate::data::open_store(&settings).await?;
+    let state = AppState::new(settings, db)?.with_data(data);
     serve_state(state, shutdown).await
 }
 

@@ -10,3 +10,4 @@ mod e2e;
 mod inspect;
 mod matrix;
 mod oidc;
+mod recordings;
