@@ -128,6 +128,8 @@ async fn ensure_recordings(
         })
         .map(|r| r.id.to_string())
         .collect();
+    let mut existing = existing;
+    existing.sort();
     if !existing.is_empty() {
         eprintln!(
             "theta demo: {} recordings already in the store",
@@ -176,6 +178,7 @@ async fn ensure_recordings(
         ids.push(report.recording.to_string());
     }
     let _ = std::fs::remove_dir(&scratch);
+    ids.sort();
     Ok(ids)
 }
 
