@@ -11,6 +11,7 @@ pub(crate) mod auth;
 pub(crate) mod health;
 pub(crate) mod oidc;
 pub(crate) mod recordings;
+pub(crate) mod viewer;
 
 use std::time::Duration;
 
@@ -89,6 +90,9 @@ pub fn router(state: AppState) -> Router {
             Duration::from_secs(s.http.request_timeout_secs.max(3600)),
         ));
     Router::new()
+        .route("/", get(viewer::index))
+        .route("/viewer/viewer.js", get(viewer::script))
+        .route("/viewer/viewer.css", get(viewer::style))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/openapi.yaml", get(health::openapi))
