@@ -314,7 +314,13 @@ fn select(
     let rd = rec.timeline().record_duration();
     let mut warnings = Vec::new();
     for (i, (_, chans)) in groups.iter().enumerate() {
-        if i != g {
+        // A montage of named electrodes only loses what it could have used at that rate (a
+        // double banana does not miss a 1 Hz oximetry channel); "as recorded" loses every channel.
+        let relevant = matches!(montage, Montage::Referential)
+            || montage
+                .resolve(&input_channels(rec, chans, bad))
+                .is_ok_and(|m| m.n_derivations() > 0);
+        if i != g && relevant {
             warnings.push(ViewWarning::ChannelsLeftOut {
                 sample_rate: signals[chans[0]].sample_rate(rd),
                 labels: chans
