@@ -4,5 +4,6 @@
 //! in the same run.
 
 pub mod audit;
+pub mod page;
 pub mod read;
 pub mod store;

@@ -21,6 +21,9 @@ enum Bench {
     /// Store: ingest MB/s, stored/raw, peak memory, window and overview latency (`--sweep`:
     /// chunk shapes).
     Store(theta_bench::store::StoreArgs),
+    /// The standard viewer page (double banana, 0.5–70 Hz + 50 Hz notch, 1920 px) from the
+    /// encrypted store, warm and cold, against pyedflib + SciPy and MNE + SciPy.
+    Page(theta_bench::page::PageArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,5 +31,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Read(args) => theta_bench::read::run(&args),
         Bench::Audit(args) => theta_bench::audit::run(&args),
         Bench::Store(args) => theta_bench::store::run(&args),
+        Bench::Page(args) => theta_bench::page::run(&args),
     }
 }

@@ -34,6 +34,8 @@ pub enum Command {
     Ls(store::LsArgs),
     /// Read a time window of a recording (CSV, JSON or NumPy .npy on stdout).
     Window(read::WindowArgs),
+    /// Welch power spectral density and band powers of a span of a recording.
+    Psd(read::PsdArgs),
     /// Min/max envelope of a recording at a pixel width.
     Overview(read::OverviewArgs),
     /// Authenticate and decode every stored byte; report every bad chunk.
@@ -59,6 +61,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Ls(args) => store::ls(args),
         Command::Window(args) => read::window(args),
         Command::Overview(args) => read::overview(args),
+        Command::Psd(args) => read::psd_cmd(args),
         Command::Verify(args) => store::verify(args),
         Command::Keys(cmd) => store::keys(cmd),
         Command::Shred(args) => store::shred(args),

@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod cli_store;
+mod cli_view;
 mod e2e;
 mod inspect;
 mod matrix;
