@@ -1,5 +1,5 @@
-//! Answers rendered the same way for the API and the command line: recording metadata, windows
-//! (JSON, Arrow IPC) and overviews (JSON).
+//! Answers rendered the same way for the API and the command line: recording metadata, raw
+//! windows and processed pages (JSON, Arrow IPC), overviews and spectra (JSON).
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use serde_json::{Value, json};
 use theta_engine::store::{Overview, OverviewSource, Recording, SampleData, Units, Window};
+use theta_query::view::{PsdView, View, ViewData};
 
 use crate::error::{ApiError, Error};
 
@@ -164,15 +165,7 @@ pub fn window_arrow(rec: &Recording, w: &Window) -> Result<Vec<u8>, ApiError> {
     } else {
         columns.push(Arc::new(Float64Array::from_iter_values([])));
     }
-    let schema = Arc::new(Schema::new(fields));
-    let arrow_err = |e: arrow::error::ArrowError| ApiError::Internal(Error::Store(e.to_string()));
-    let batch = RecordBatch::try_new(Arc::clone(&schema), columns).map_err(arrow_err)?;
-    let mut out = Vec::new();
-    let mut writer = StreamWriter::try_new(&mut out, &schema).map_err(arrow_err)?;
-    writer.write(&batch).map_err(arrow_err)?;
-    writer.finish().map_err(arrow_err)?;
-    drop(writer);
-    Ok(out)
+    ipc(fields, columns)
 }
 
 /// An overview as JSON: per channel, its source level and min/max per pixel (`null` where a
@@ -207,4 +200,137 @@ pub fn overview_json(rec: &Recording, ov: &Overview, units: Units) -> Value {
         "units": units_name(units),
         "channels": channels,
     })
+}
+
+/// The JSON form of a processed page (montage, filters, min/max).
+pub fn view_json(v: &View) -> Value {
+    let rows: Vec<Value> = match &v.data {
+        ViewData::Samples(a) => v
+            .labels
+            .iter()
+            .zip(a.rows())
+            .map(|(l, r)| json!({"label": l, "data": r.to_vec()}))
+            .collect(),
+        ViewData::MinMax { min, max } => v
+            .labels
+            .iter()
+            .zip(min.rows().into_iter().zip(max.rows()))
+            .map(|(l, (lo, hi))| {
+                json!({
+                    "label": l,
+                    "min": lo.iter().map(|&x| finite_or_null(x)).collect::<Vec<_>>(),
+                    "max": hi.iter().map(|&x| finite_or_null(x)).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    };
+    json!({
+        "recording": v.recording.to_string(),
+        "montage": v.montage,
+        "sample_rate": v.sample_rate,
+        "start": v.start,
+        "first_sample": v.first_sample,
+        "samples": v.samples,
+        "unit": v.unit,
+        "kind": if matches!(v.data, ViewData::Samples(_)) { "samples" } else { "minmax" },
+        "padding": [v.padding.0, v.padding.1],
+        "channels": v.channels,
+        "rows": rows,
+        "warnings": v.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })
+}
+
+/// The JSON form of spectra.
+pub fn psd_json(p: &PsdView) -> Value {
+    let channels: Vec<_> = p
+        .channels
+        .iter()
+        .map(|c| {
+            let bands: serde_json::Map<String, Value> = c
+                .bands
+                .names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    (
+                        n.clone(),
+                        json!({"absolute": c.bands.absolute[i], "relative": c.bands.relative[i]}),
+                    )
+                })
+                .collect();
+            json!({
+                "index": c.index,
+                "label": c.label,
+                "unit": c.unit,
+                "sample_rate": c.sample_rate,
+                "samples": c.samples,
+                "nperseg": c.nperseg,
+                "freqs": c.freqs,
+                "density": c.density,
+                "bands": bands,
+            })
+        })
+        .collect();
+    json!({
+        "recording": p.recording.to_string(),
+        "start": p.start,
+        "duration": p.duration,
+        "scaling": "density",
+        "channels": channels,
+    })
+}
+
+/// A processed page as an Arrow IPC stream: for samples, a `time` column and one `Float64`
+/// column per row; for min/max, a `pixel` column and `<label> min`, `<label> max` per row.
+///
+/// # Errors
+/// [`ApiError::Internal`] if Arrow refuses the batch (a bug).
+pub fn view_arrow(v: &View) -> Result<Vec<u8>, ApiError> {
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    match &v.data {
+        ViewData::Samples(a) => {
+            let dt = 1.0 / v.sample_rate;
+            fields.push(Field::new("time", DataType::Float64, false));
+            columns.push(Arc::new(Float64Array::from_iter_values(
+                (0..a.ncols()).map(|k| v.start + k as f64 * dt),
+            )));
+            for (l, row) in v.labels.iter().zip(a.rows()) {
+                fields.push(Field::new(l.as_str(), DataType::Float64, false));
+                columns.push(Arc::new(Float64Array::from_iter_values(
+                    row.iter().copied(),
+                )));
+            }
+        }
+        ViewData::MinMax { min, max } => {
+            fields.push(Field::new("pixel", DataType::Int32, false));
+            columns.push(Arc::new(Int32Array::from_iter_values(
+                (0..min.ncols()).map(|p| i32::try_from(p).unwrap_or(i32::MAX)),
+            )));
+            for (r, l) in v.labels.iter().enumerate() {
+                for (suffix, a) in [("min", min), ("max", max)] {
+                    fields.push(Field::new(format!("{l} {suffix}"), DataType::Float64, true));
+                    columns.push(Arc::new(
+                        a.row(r)
+                            .iter()
+                            .map(|&x| x.is_finite().then_some(x))
+                            .collect::<Float64Array>(),
+                    ));
+                }
+            }
+        }
+    }
+    ipc(fields, columns)
+}
+
+fn ipc(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Vec<u8>, ApiError> {
+    let schema = Arc::new(Schema::new(fields));
+    let arrow_err = |e: arrow::error::ArrowError| ApiError::Internal(Error::Store(e.to_string()));
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns).map_err(arrow_err)?;
+    let mut out = Vec::new();
+    let mut writer = StreamWriter::try_new(&mut out, &schema).map_err(arrow_err)?;
+    writer.write(&batch).map_err(arrow_err)?;
+    writer.finish().map_err(arrow_err)?;
+    drop(writer);
+    Ok(out)
 }

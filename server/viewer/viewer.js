@@ -140,8 +140,15 @@
     $("who").textContent = name;
     $("who2").textContent = S.me.username;
     const m = location.hash.match(/^#rec=([0-9a-f]+)(?:&t=([0-9.]+))?/);
-    if (m) await openRecording(m[1], parseFloat(m[2] || "0"));
-    else await showList();
+    if (!m) { await showList(); return; }
+    try {
+      await openRecording(m[1], parseFloat(m[2] || "0"));
+    } catch (e) {
+      if (e.status === 401) throw e;
+      history.replaceState(null, "", "/");
+      await showList();
+      showError(e);
+    }
   }
 
   // ------------------------------------------------------------------------------------------
@@ -179,7 +186,10 @@
   function fetchPage(start) {
     const key = params(start);
     if (!S.cache.has(key)) {
-      const p = api("GET", `/api/recordings/${S.id}/window?${key}`);
+      const p = api("GET", `/api/recordings/${S.id}/window?${key}`).then((v) => ({
+        start, duration: S.pageSec, unit: v.unit, montage: v.montage, warnings: v.warnings,
+        labels: v.rows.map((r) => r.label), min: v.rows.map((r) => r.min), max: v.rows.map((r) => r.max),
+      }));
       p.catch(() => S.cache.delete(key));
       S.cache.set(key, p);
       if (S.cache.size > 24) S.cache.delete(S.cache.keys().next().value);

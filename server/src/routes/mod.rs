@@ -59,6 +59,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/recordings/{id}"),
     ("GET", "/api/recordings/{id}/window"),
     ("GET", "/api/recordings/{id}/overview"),
+    ("GET", "/api/recordings/{id}/psd"),
     ("GET", "/api/recordings/{id}/annotations"),
     ("POST", "/api/recordings/{id}/annotations"),
     ("GET", "/api/recordings/{id}/annotations/history"),
@@ -117,6 +118,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/recordings/{id}", get(recordings::metadata))
         .route("/api/recordings/{id}/window", get(recordings::window))
         .route("/api/recordings/{id}/overview", get(recordings::overview))
+        .route("/api/recordings/{id}/psd", get(recordings::psd))
         .route(
             "/api/recordings/{id}/annotations",
             get(recordings::annotations).post(recordings::add_annotation),

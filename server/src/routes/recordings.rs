@@ -26,6 +26,9 @@ use crate::error::{ApiError, Error};
 use crate::extract::{ApiJson, Ctx};
 use crate::render;
 use crate::state::AppState;
+use theta_query::dsp::{FilterSpec, Phase};
+use theta_query::montage::Montage;
+use theta_query::view::{ViewError, ViewRequest, read_view};
 
 /// Media type of Arrow IPC streams.
 pub(crate) const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
@@ -326,7 +329,7 @@ fn units(s: Option<&str>, default: Units) -> Result<Units, ApiError> {
     }
 }
 
-/// Query of `GET /api/recordings/{id}/window`.
+/// Query of `GET /api/recordings/{id}/window`: the options of `theta window`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WindowQuery {
@@ -336,9 +339,111 @@ pub(crate) struct WindowQuery {
     channels: Option<String>,
     #[serde(default)]
     units: Option<String>,
+    /// Built-in montage name or a custom montage as JSON.
+    #[serde(default)]
+    montage: Option<String>,
+    #[serde(default)]
+    highpass: Option<f64>,
+    #[serde(default)]
+    lowpass: Option<f64>,
+    /// Notch frequencies, comma-separated.
+    #[serde(default)]
+    notch: Option<String>,
+    #[serde(default)]
+    order: Option<usize>,
+    #[serde(default)]
+    causal: Option<bool>,
+    /// Min/max pairs per pixel column.
+    #[serde(default)]
+    px: Option<usize>,
+    /// Channels marked bad (left out of average references), comma-separated labels.
+    #[serde(default)]
+    bad: Option<String>,
 }
 
-/// A window in physical units by default (digital on request), JSON or Arrow IPC.
+impl WindowQuery {
+    fn is_processed(&self) -> bool {
+        self.montage
+            .as_deref()
+            .is_some_and(|m| !m.is_empty() && m != "referential")
+            || self.highpass.is_some()
+            || self.lowpass.is_some()
+            || self.notch.as_deref().is_some_and(|n| !n.is_empty())
+            || self.causal == Some(true)
+            || self.px.is_some()
+            || self.montage.as_deref() == Some("referential")
+    }
+
+    fn view_request(&self) -> Result<ViewRequest, ApiError> {
+        let montage = match self.montage.as_deref() {
+            None | Some("") => None,
+            Some(m) if m.trim_start().starts_with('{') => Some(
+                Montage::from_json(m)
+                    .map_err(|e| ApiError::bad_request("montage", e.to_string()))?,
+            ),
+            // Names only: the service never reads montage files from its own disk.
+            Some(name) => Some(
+                Montage::builtin(name)
+                    .map_err(|e| ApiError::bad_request("montage", e.to_string()))?,
+            ),
+        };
+        let notch = match self.notch.as_deref() {
+            None | Some("") => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(|f| f.trim().parse::<f64>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| ApiError::bad_request("notch", "comma-separated frequencies in Hz"))?,
+        };
+        let list = |s: &Option<String>| -> Vec<String> {
+            s.as_deref()
+                .map(|b| {
+                    b.split(',')
+                        .map(|x| x.trim().to_owned())
+                        .filter(|x| !x.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut filter = FilterSpec {
+            highpass: self.highpass,
+            lowpass: self.lowpass,
+            notch,
+            ..FilterSpec::default()
+        };
+        if let Some(o) = self.order {
+            filter.order = o;
+        }
+        Ok(ViewRequest {
+            start: self.start,
+            duration: self.duration,
+            channels: ChannelSelection::parse(self.channels.as_deref().unwrap_or("")),
+            montage,
+            filter,
+            phase: if self.causal == Some(true) {
+                Phase::Causal
+            } else {
+                Phase::ZeroPhase
+            },
+            px: self.px,
+            bad_channels: list(&self.bad),
+        })
+    }
+}
+
+fn view_error(e: ViewError) -> ApiError {
+    match e {
+        ViewError::Store(e) => store_error(e),
+        e if e.category() == theta_engine::store::ErrorCategory::Caller => {
+            ApiError::bad_request("request", e.to_string())
+        }
+        e => ApiError::Internal(Error::Store(e.to_string())),
+    }
+}
+
+/// A window: raw samples per sample rate (physical by default, digital on request), or — with
+/// a montage, filters or a pixel width — the processed page of `theta window`; JSON, or Arrow
+/// IPC on `Accept: application/vnd.apache.arrow.stream`.
 pub(crate) async fn window(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -347,22 +452,71 @@ pub(crate) async fn window(
     Query(q): Query<WindowQuery>,
 ) -> Result<Response, ApiError> {
     let rec = authorised(&state, &ctx, &id, Action::ReadRecording).await?;
+    let arrow = wants_arrow(&headers);
+    if q.is_processed() {
+        if q.units.as_deref() == Some("digital") {
+            return Err(ApiError::bad_request(
+                "units",
+                "processed pages are in physical units",
+            ));
+        }
+        let v = read_view(&rec, &q.view_request()?)
+            .await
+            .map_err(view_error)?;
+        return if arrow {
+            let bytes = blocking(move || render::view_arrow(&v)).await?;
+            Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], bytes).into_response())
+        } else {
+            json_response(move || render::view_json(&v)).await
+        };
+    }
     let units = units(q.units.as_deref(), Units::Physical)?;
     let req = WindowRequest::new(q.start, q.duration)
         .channels(ChannelSelection::parse(q.channels.as_deref().unwrap_or("")))
         .units(units);
     let w = rec.window(&req).await.map_err(store_error)?;
-    if wants_arrow(&headers) {
+    if arrow {
         let bytes = blocking(move || render::window_arrow(&rec, &w)).await?;
         Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], bytes).into_response())
     } else {
-        let body = blocking(move || {
-            serde_json::to_vec(&render::window_json(&rec, &w, units))
-                .map_err(|e| ApiError::Internal(Error::Store(e.to_string())))
-        })
-        .await?;
-        Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+        json_response(move || render::window_json(&rec, &w, units)).await
     }
+}
+
+/// Serialises a (possibly large) JSON answer off the async workers.
+async fn json_response(f: impl FnOnce() -> Value + Send + 'static) -> Result<Response, ApiError> {
+    let body = blocking(move || {
+        serde_json::to_vec(&f()).map_err(|e| ApiError::Internal(Error::Store(e.to_string())))
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Query of `GET /api/recordings/{id}/psd`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PsdQuery {
+    start: f64,
+    duration: f64,
+    #[serde(default)]
+    channels: Option<String>,
+    #[serde(default)]
+    nperseg: Option<usize>,
+}
+
+/// Welch spectra (density) and band powers of a span, as `theta psd --json`.
+pub(crate) async fn psd(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Query(q): Query<PsdQuery>,
+) -> Result<Response, ApiError> {
+    let rec = authorised(&state, &ctx, &id, Action::ReadRecording).await?;
+    let sel = ChannelSelection::parse(q.channels.as_deref().unwrap_or(""));
+    let p = theta_query::view::psd(&rec, q.start, q.duration, &sel, q.nperseg)
+        .await
+        .map_err(view_error)?;
+    json_response(move || render::psd_json(&p)).await
 }
 
 /// Query of `GET /api/recordings/{id}/overview`.

@@ -12,3 +12,4 @@ mod inspect;
 mod matrix;
 mod oidc;
 mod recordings;
+mod viewer;
