@@ -38,6 +38,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/auth/mfa/verify"),
     ("POST", "/api/auth/logout"),
     ("POST", "/api/auth/password"),
+    ("GET", "/api/auth/oidc"),
     ("GET", "/api/auth/oidc/{provider}/login"),
     ("GET", "/api/auth/oidc/{provider}/callback"),
     ("GET", "/api/me"),
@@ -103,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/auth/mfa/verify", post(auth::mfa_verify))
         .route("/api/auth/logout", post(auth::logout))
         .route("/api/auth/password", post(auth::password_change))
+        .route("/api/auth/oidc", get(oidc::providers))
         .route("/api/auth/oidc/{provider}/login", get(oidc::login))
         .route("/api/auth/oidc/{provider}/callback", get(oidc::callback))
         .route("/api/me", get(auth::me))
