@@ -7,5 +7,8 @@
 pub mod audit;
 pub mod codecs;
 pub mod edf_samples;
+pub mod page;
 pub mod peers;
 pub mod read;
+pub mod service;
+pub mod store;

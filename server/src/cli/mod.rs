@@ -2,8 +2,11 @@
 
 pub mod admin;
 pub mod demo;
+pub mod ingest;
 pub mod inspect;
+pub mod read;
 pub mod serve;
+pub mod store;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +26,25 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Describe an EDF/EDF+/BDF/BDF+ file: header, signals, annotations, warnings.
     Inspect(inspect::InspectArgs),
+    /// Ingest EDF/EDF+/BDF/BDF+ files into a store (one JSON line per file).
+    Ingest(ingest::IngestArgs),
+    /// Create a store (and, by default, its key file beside it, mode 600).
+    Init(store::InitArgs),
+    /// List the recordings of a store.
+    Ls(store::LsArgs),
+    /// Read a time window of a recording (CSV, JSON or NumPy .npy on stdout).
+    Window(read::WindowArgs),
+    /// Welch power spectral density and band powers of a span of a recording.
+    Psd(read::PsdArgs),
+    /// Min/max envelope of a recording at a pixel width.
+    Overview(read::OverviewArgs),
+    /// Authenticate and decode every stored byte; report every bad chunk.
+    Verify(store::VerifyArgs),
+    /// Key-encryption key management.
+    #[command(subcommand)]
+    Keys(store::KeysCommand),
+    /// Destroy a recording's data key: it can never be read again.
+    Shred(store::ShredArgs),
     /// Serve the HTTPS API.
     Serve(serve::ServeArgs),
     /// Administration: bootstrap the first administrator, access review.
@@ -32,8 +54,17 @@ pub enum Command {
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Demo(args) => demo::run(&args),
+        Command::Demo(args) => demo::run(args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Init(args) => store::init(args),
+        Command::Ingest(args) => ingest::run(args),
+        Command::Ls(args) => store::ls(args),
+        Command::Window(args) => read::window(args),
+        Command::Overview(args) => read::overview(args),
+        Command::Psd(args) => read::psd_cmd(args),
+        Command::Verify(args) => store::verify(args),
+        Command::Keys(cmd) => store::keys(cmd),
+        Command::Shred(args) => store::shred(args),
         Command::Serve(args) => serve::run(args),
         Command::Admin(args) => admin::run(args),
     }

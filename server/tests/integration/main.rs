@@ -5,7 +5,11 @@
 mod support;
 
 mod api;
+mod cli_store;
+mod cli_view;
 mod e2e;
 mod inspect;
 mod matrix;
 mod oidc;
+mod recordings;
+mod viewer;
