@@ -23,6 +23,9 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod http_client;
+pub mod incidents;
+pub mod limits;
+pub mod metrics;
 mod routes;
 pub mod secrets;
 pub mod serve;
@@ -33,7 +36,7 @@ pub use audit::{AuditEvent, AuditSink};
 pub use authz::{Action, Denied, Principal, Resource, authorize};
 pub use config::Settings;
 pub use error::{ApiError, Error, Result};
-pub use routes::{ROUTES, router};
+pub use routes::{AUDIT_TABLE, ROUTES, router};
 pub use serve::{Running, serve, serve_state};
 pub use state::AppState;
 

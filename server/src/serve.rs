@@ -9,7 +9,7 @@ use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::accounts;
-use crate::audit::{AuditEvent, Origin, Outcome};
+use crate::audit::{AuditAction, AuditEvent, Outcome, ResourceKind};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -158,18 +158,11 @@ pub async fn sweep_once(state: &AppState) {
     {
         Ok(done) => {
             for (id, reason) in done {
-                state.audit(AuditEvent {
-                    at: now,
-                    actor_id: None,
-                    actor_name: Some("system".into()),
-                    session_id: None,
-                    origin: Origin::default(),
-                    action: "account.disable".into(),
-                    resource: format!("account:{id}"),
-                    tenant_id: None,
-                    outcome: Outcome::Success,
-                    reason: Some(reason.into()),
-                });
+                state.audit(
+                    AuditEvent::service(now, AuditAction::AccountDisable, "sweep")
+                        .resource(ResourceKind::Account, id)
+                        .outcome(Outcome::Success, Some(crate::routes::lapse_code(reason))),
+                );
             }
         }
         Err(e) => tracing::error!(error = %e, "account sweep failed"),
