@@ -298,7 +298,10 @@ impl IntoResponse for ApiError {
             field,
             rules,
         };
+        let reason = crate::audit::reason_of(&self);
         let mut resp = (status, Json(body)).into_response();
+        // The audit middleware's fallback event reads the precise reason from here.
+        resp.extensions_mut().insert(reason);
         if let Some(secs) = retry {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

@@ -76,7 +76,7 @@ impl<K: Hash + Eq + Clone> Table<K> {
     fn should_audit(&self, k: &K, now_ms: i64) -> bool {
         let mut g = self.shard(k);
         match g.get_mut(k) {
-            Some(b) if now_ms - b.last_audit_ms >= AUDIT_SAMPLE_SECS * 1000 => {
+            Some(b) if now_ms.saturating_sub(b.last_audit_ms) >= AUDIT_SAMPLE_SECS * 1000 => {
                 b.last_audit_ms = now_ms;
                 true
             }

@@ -117,13 +117,15 @@ async fn run_audited(
     e.actor = actor.map_or(Actor::Anonymous, Actor::Account);
     e.session_id = session;
     fill_from_params(&mut e, route, &params);
+    // `ApiError` answers carry their precise reason; others get one from the status.
+    let precise = resp.extensions().get::<Reason>().copied();
     let (outcome_action, outcome, reason) = match status.as_u16() {
         200..=399 => (action, Outcome::Success, None),
-        401 => (AuditAction::AccessDenied, Outcome::Denied, Some(Reason::NotAuthenticated)),
-        403 => (AuditAction::AccessDenied, Outcome::Denied, Some(Reason::InsufficientRole)),
+        401 => (AuditAction::AccessDenied, Outcome::Denied, Some(precise.unwrap_or(Reason::NotAuthenticated))),
+        403 => (AuditAction::AccessDenied, Outcome::Denied, Some(precise.unwrap_or(Reason::InsufficientRole))),
         404 => (action, Outcome::Failure, Some(Reason::NotFound)),
         409 => (action, Outcome::Failure, Some(Reason::Conflict)),
-        400..=499 => (action, Outcome::Failure, Some(Reason::InvalidRequest)),
+        400..=499 => (action, Outcome::Failure, Some(precise.unwrap_or(Reason::InvalidRequest))),
         _ => (action, Outcome::Failure, Some(Reason::InternalError)),
     };
     e.action = outcome_action;

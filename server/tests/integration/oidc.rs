@@ -24,6 +24,7 @@ use openidconnect::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use theta_server::accounts::Role;
+use theta_server::audit::{AuditAction, Reason};
 use theta_server::config::OidcProviderSettings;
 use theta_server::http_client::HttpsClient;
 
@@ -413,11 +414,11 @@ async fn oidc_happy_path_links_by_verified_email_then_by_subject() {
         StatusCode::OK
     );
     let ev = app.audit.events();
-    assert!(ev.iter().any(|e| e.action == "account.oidc_link"));
-    assert!(
-        ev.iter()
-            .any(|e| e.action == "auth.login" && e.reason.as_deref() == Some("oidc"))
-    );
+    // The link is an account change, then the login succeeds.
+    assert!(ev.iter().any(|e| e.action == AuditAction::AccountUpdate
+        && e.actor.account_id() == Some(u.id.as_str())));
+    assert!(ev.iter().any(|e| e.action == AuditAction::LoginSuccess
+        && e.actor.account_id() == Some(u.id.as_str())));
 
     // Later logins use the stored (issuer, subject) link even if the e-mail changed.
     idp.set(|s| s.email = "changed@elsewhere.example".into());
@@ -453,7 +454,13 @@ async fn oidc_refusals() {
             app.audit
                 .events()
                 .iter()
-                .any(|e| e.action == "auth.login" && e.reason.as_deref() == Some(code)),
+                .any(|e| e.action == AuditAction::LoginFailure
+                    && e.reason
+                        == Some(if mode == Mode::NoMfa {
+                            Reason::MfaRequired
+                        } else {
+                            Reason::NotAuthenticated
+                        })),
             "{mode:?} audited"
         );
     }
