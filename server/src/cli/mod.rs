@@ -1,7 +1,9 @@
 //! Command-line interface of the `theta` binary.
 
 pub mod admin;
+pub mod audit;
 pub mod demo;
+pub mod incidents;
 pub mod inspect;
 pub mod serve;
 
@@ -27,6 +29,10 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Administration: bootstrap the first administrator, access review.
     Admin(admin::AdminArgs),
+    /// The audit trail: verify, export, purge, keygen.
+    Audit(audit::AuditArgs),
+    /// The security incident register: list, show, update, report.
+    Incidents(incidents::IncidentsArgs),
 }
 
 /// Runs the parsed command line and returns the process exit code.
@@ -36,5 +42,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Inspect(args) => inspect::run(&args),
         Command::Serve(args) => serve::run(args),
         Command::Admin(args) => admin::run(args),
+        Command::Audit(args) => audit::run(args),
+        Command::Incidents(args) => incidents::run(args),
     }
 }

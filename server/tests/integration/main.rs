@@ -5,6 +5,7 @@
 mod support;
 
 mod api;
+mod audit_trail;
 mod e2e;
 mod inspect;
 mod matrix;
