@@ -98,6 +98,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running> {
     let db = open_db(&settings)?;
+    // Certificates are checked before the trail, so a profile missing both names TLS first.
+    tls::load(&settings)?;
     // The hash-chained trail (SQLite + Ed25519 checkpoints), written by a background thread.
     let trail = std::sync::Arc::new(TrailSink::open(&settings)?);
     let state = AppState::new(settings, db)?.with_audit(trail);
