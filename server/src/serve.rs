@@ -30,6 +30,7 @@ pub struct Running {
     handle: Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     stopped: std::sync::Arc<tokio::sync::Notify>,
+    metrics_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -74,6 +75,9 @@ impl Running {
             Ok(Err(e)) => tracing::error!(target: "theta::audit", error = %e, "audit trail flush at shutdown failed"),
             Err(_) => tracing::error!(target: "theta::audit", "audit trail flush at shutdown failed"),
             Ok(Ok(())) => {}
+        }
+        if let Some(t) = &self.metrics_task {
+            t.abort();
         }
         served
     }
@@ -161,6 +165,10 @@ pub async fn serve_state(
             () = verify => {}
         }
     });
+    let metrics_task = match settings.metrics.listen {
+        Some(m) => Some(metrics_listener(&state, m).await?),
+        None => None,
+    };
     tracing::info!(%addr, profile = %settings.name, environment = %settings.environment(), "listening (HTTPS)");
     Ok(Running {
         addr,
@@ -169,7 +177,43 @@ pub async fn serve_state(
         handle,
         task,
         stopped,
+        metrics_task,
     })
+}
+
+/// The private scrape listener (`metrics.listen`): plain HTTP, `/metrics` only, no token — bind
+/// it to an address only the monitoring network reaches.
+async fn metrics_listener(
+    state: &AppState,
+    at: SocketAddr,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .map_err(|e| Error::io(at.to_string(), e))?;
+    let st = state.clone();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let st = st.clone();
+            async move {
+                st.incidents().refresh_metrics(st.now()).await;
+                let _ = st.audit_health();
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    st.metrics().encode(),
+                )
+            }
+        }),
+    );
+    tracing::info!(addr = %at, "metrics listener (plain HTTP, private network only)");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    }))
 }
 
 /// Disables lapsed accounts and audits each.

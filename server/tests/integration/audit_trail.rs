@@ -19,6 +19,7 @@ use theta_server::config::{RateSettings, WebhookSettings};
 use theta_server::incidents::register::{self, ListFilter};
 use theta_server::incidents::{Category, Priority};
 use theta_server::{AUDIT_TABLE, ROUTES, Settings};
+use tower::ServiceExt;
 
 use crate::support::*;
 
@@ -746,4 +747,85 @@ fn the_prod_profile_refuses_a_dev_audit_key_and_a_self_signed_certificate() {
     );
     let s = Settings::from_toml(&text, Some("prod"), dir.path()).unwrap();
     assert!(theta_server::tls::load(&s).is_err(), "a self-signed certificate in prod");
+}
+
+// ---------------------------------------------------------------------------------------------
+// /metrics: token only; counts authentication failures and open incidents.
+
+#[tokio::test]
+async fn metrics_need_the_token_and_count_failures_and_incidents() {
+    let tdir = tempfile::tempdir().unwrap();
+    let token_file = tdir.path().join("metrics.token");
+    std::fs::write(&token_file, "scrape-token-0123456789abcdef\n").unwrap();
+    let app = TestApp::with_settings(|s| {
+        s.metrics.token_file = Some(token_file.clone());
+    });
+    let _u = app.add_user("cdurand", Role::Auditor, None);
+    for i in 0..10 {
+        let r = req(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({"username": "cdurand", "password": format!("Wrong#{i:04}abcdef")})),
+        );
+        app.send(from("198.51.100.3", r)).await;
+    }
+    app.state.incidents().settle().await;
+    let get = |auth: Option<&'static str>| {
+        let mut r = req(Method::GET, "/metrics", None, None);
+        if let Some(a) = auth {
+            r.headers_mut().insert("authorization", a.parse().unwrap());
+        }
+        r
+    };
+    assert_eq!(app.send(get(None)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.send(get(Some("Bearer wrong-token-0123456789"))).await.0, StatusCode::UNAUTHORIZED);
+    let resp = app
+        .router
+        .clone()
+        .oneshot(get(Some("Bearer scrape-token-0123456789abcdef")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 24).await.unwrap();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    assert!(text.contains("theta_auth_failures_total{reason=\"bad_password\"} 10"), "{text}");
+    assert!(text.contains("theta_incidents_open{priority=\"P2\"} 1"), "{text}");
+    assert!(text.contains("theta_http_request_duration_seconds_bucket"), "{text}");
+    assert!(!text.contains("cdurand") && !text.contains("198.51.100.3"), "no names or addresses");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A broken chain found by the service's periodic verification opens a P1 incident.
+
+#[tokio::test]
+async fn a_broken_chain_opens_a_p1_incident() {
+    let app = TestApp::new();
+    let settings = app.state.settings().clone();
+    // Write a few events to the profile's trail through the real sink.
+    let trail = Arc::new(theta_server::audit::TrailSink::open(&settings).unwrap());
+    for i in 0..5 {
+        use theta_server::AuditSink;
+        trail.record(
+            theta_server::AuditEvent::service(app.clock_now(), AuditAction::AdminMaintenance, "sweep")
+                .resource(ResourceKind::Account, format!("acc-{i}")),
+        );
+    }
+    trail.shutdown().unwrap();
+    assert_eq!(theta_server::serve::verify_trail(&app.state).await, Some(true));
+    let c = rusqlite::Connection::open(settings.audit_log_path()).unwrap();
+    c.execute_batch(
+        "DROP TRIGGER IF EXISTS events_no_update; UPDATE events SET resource_id = 'acc-9' WHERE seq = 3;",
+    )
+    .unwrap();
+    drop(c);
+    assert_eq!(theta_server::serve::verify_trail(&app.state).await, Some(false));
+    app.state.incidents().settle().await;
+    let all = app
+        .db()
+        .call_blocking(|c| register::list(c, &ListFilter::default()))
+        .unwrap();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!((all[0].priority, all[0].category), (Priority::P1, Category::AuditChain));
+    assert_eq!(all[0].deadline_at - all[0].detected_at, chrono::Duration::hours(12));
 }
