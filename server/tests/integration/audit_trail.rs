@@ -829,3 +829,86 @@ async fn a_broken_chain_opens_a_p1_incident() {
     assert_eq!((all[0].priority, all[0].category), (Priority::P1, Category::AuditChain));
     assert_eq!(all[0].deadline_at - all[0].detected_at, chrono::Duration::hours(12));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Structured JSON logs carry no secrets and no personal data.
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn json_logs_hold_no_secrets_and_no_personal_data() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || sink.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = TestApp::new();
+    app.add_tenant("chu-a");
+    let admin = app.add_user("pmartin", Role::Administrator, None);
+    let victim = app.add_user("cdurand", Role::Interpreter, Some("chu-a"));
+    let mut secrets = vec![PASSWORD.to_owned(), admin.totp_secret.clone(), victim.totp_secret.clone()];
+    for i in 0..12 {
+        let pw = format!("Wrong#{i:04}Secret");
+        let r = req(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({"username": "cdurand", "password": pw})),
+        );
+        app.send(from("198.51.100.44", r)).await;
+        secrets.push(pw);
+    }
+    let a = app.login(&admin).await;
+    secrets.push(a.token.clone());
+    secrets.push(a.csrf.clone());
+    let (s, _, v) = app
+        .send(req(
+            Method::POST,
+            "/api/accounts",
+            Some(&a.token),
+            Some(json!({
+                "username": "mleroy", "first_name": "Marie-Hélène", "last_name": "Leroy-Quintard",
+                "email": "marie.leroy@chu-a.example.fr", "role": "interpreter", "tenant_id": "chu-a"
+            })),
+        ))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    secrets.push(v["one_time_password"].as_str().unwrap().to_owned());
+    app.send(req(Method::GET, "/api/access-review", Some(&a.token), None)).await;
+    app.send(req(Method::GET, "/api/audit/export", Some(&a.token), None)).await;
+    app.send(req(Method::POST, "/api/auth/logout", Some(&a.token), None)).await;
+    app.state.incidents().settle().await;
+    drop(_guard);
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.lines().count() > 10, "logs were captured: {logs}");
+    for l in logs.lines() {
+        serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+    }
+    let personal = [
+        "Camille",
+        "Marie-Hélène",
+        "Leroy-Quintard",
+        "marie.leroy@",
+        "cdurand@chu.example.fr",
+        "cdurand",
+    ];
+    for s in secrets.iter().map(String::as_str).chain(personal) {
+        assert!(!logs.contains(s), "{s:?} found in the logs:\n{logs}");
+    }
+}
