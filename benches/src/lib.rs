@@ -5,3 +5,4 @@
 
 pub mod audit;
 pub mod read;
+pub mod service_audit;

@@ -18,11 +18,14 @@ enum Bench {
     Read(theta_bench::read::ReadArgs),
     /// Audit trail: appender throughput, append by batch size, `verify` on 10 million events.
     Audit(theta_bench::audit::AuditArgs),
+    /// Audit overhead on an authenticated request path and events/s through the service.
+    ServiceAudit(theta_bench::service_audit::ServiceAuditArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Bench::Read(args) => theta_bench::read::run(&args),
         Bench::Audit(args) => theta_bench::audit::run(&args),
+        Bench::ServiceAudit(args) => theta_bench::service_audit::run(&args),
     }
 }
