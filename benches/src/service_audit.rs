@@ -108,7 +108,11 @@ async fn login(app: &axum::Router, username: &str, secret: &str) -> anyhow::Resu
             serde_json::json!({"username": username, "password": PASSWORD}),
         ))
         .await?;
-    anyhow::ensure!(r.status() == StatusCode::OK, "password step: {}", r.status());
+    anyhow::ensure!(
+        r.status() == StatusCode::OK,
+        "password step: {}",
+        r.status()
+    );
     let v: serde_json::Value =
         serde_json::from_slice(&axum::body::to_bytes(r.into_body(), 1 << 20).await?)?;
     let mfa = v["mfa_token"].as_str().context("mfa_token")?.to_owned();
@@ -121,7 +125,11 @@ async fn login(app: &axum::Router, username: &str, secret: &str) -> anyhow::Resu
             serde_json::json!({"mfa_token": mfa, "code": code}),
         ))
         .await?;
-    anyhow::ensure!(r.status() == StatusCode::OK, "second factor: {}", r.status());
+    anyhow::ensure!(
+        r.status() == StatusCode::OK,
+        "second factor: {}",
+        r.status()
+    );
     let v: serde_json::Value =
         serde_json::from_slice(&axum::body::to_bytes(r.into_body(), 1 << 20).await?)?;
     Ok(v["token"].as_str().context("token")?.to_owned())
@@ -134,7 +142,12 @@ fn read_req(path: &str, token: &str) -> Request<Body> {
         .expect("request")
 }
 
-async fn sequential(app: &axum::Router, path: &str, token: &str, n: usize) -> anyhow::Result<(f64, f64)> {
+async fn sequential(
+    app: &axum::Router,
+    path: &str,
+    token: &str,
+    n: usize,
+) -> anyhow::Result<(f64, f64)> {
     let mut lat = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
@@ -160,7 +173,11 @@ async fn throughput(
         handles.push(tokio::spawn(async move {
             let mut n = 0u64;
             while Instant::now() < deadline {
-                let r = app.clone().oneshot(read_req(&path, &token)).await.expect("infallible");
+                let r = app
+                    .clone()
+                    .oneshot(read_req(&path, &token))
+                    .await
+                    .expect("infallible");
                 assert_eq!(r.status(), StatusCode::OK);
                 let _ = axum::body::to_bytes(r.into_body(), 1 << 20).await;
                 n += 1;
@@ -180,7 +197,9 @@ async fn throughput(
 /// # Errors
 /// Setup failures (database, trail, login).
 pub fn run(args: &ServiceAuditArgs) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run_async(args))
 }
 
@@ -227,7 +246,10 @@ async fn run_async(args: &ServiceAuditArgs) -> anyhow::Result<()> {
         )?;
         Ok(a)
     })?;
-    let with_trail = router(base.clone().with_audit(trail.clone() as Arc<dyn AuditSink>));
+    let with_trail = router(
+        base.clone()
+            .with_audit(Arc::clone(&trail) as Arc<dyn AuditSink>),
+    );
     let without = router(base.clone().with_audit(Arc::new(NullSink)));
     let token = login(&with_trail, "pmartin", &secret).await?;
     let path = format!("/api/accounts/{}", admin.id);
@@ -238,7 +260,11 @@ async fn run_async(args: &ServiceAuditArgs) -> anyhow::Result<()> {
     let (mut n50, mut n99, mut t50, mut t99) = (vec![], vec![], vec![], vec![]);
     for round in 0..args.rounds {
         // Alternate which goes first, so drift affects both alike.
-        let order = if round % 2 == 0 { [false, true] } else { [true, false] };
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
         for audited in order {
             let app = if audited { &with_trail } else { &without };
             let (p50, p99) = sequential(app, &path, &token, args.requests).await?;
@@ -257,11 +283,16 @@ async fn run_async(args: &ServiceAuditArgs) -> anyhow::Result<()> {
     let before = trail.committed().unwrap_or(0);
     let t = Instant::now();
     let n_trail = throughput(&with_trail, &path, &token, args.concurrency, args.seconds).await?;
-    let flush = trail.clone();
-    tokio::task::spawn_blocking(move || flush.flush()).await?.map_err(anyhow::Error::msg)?;
+    let flush = Arc::clone(&trail);
+    tokio::task::spawn_blocking(move || flush.flush())
+        .await?
+        .map_err(anyhow::Error::msg)?;
     let elapsed = t.elapsed().as_secs_f64();
     let committed = trail.committed().unwrap_or(0) - before;
-    anyhow::ensure!(committed >= n_trail, "every request's event is in the trail ({committed} < {n_trail})");
+    anyhow::ensure!(
+        committed >= n_trail,
+        "every request's event is in the trail ({committed} < {n_trail})"
+    );
 
     let res = ServiceAuditResults {
         none_p50_us: median(n50),
@@ -273,13 +304,16 @@ async fn run_async(args: &ServiceAuditArgs) -> anyhow::Result<()> {
         trail_events_per_s: committed as f64 / elapsed,
         trail_events_total: trail.committed().unwrap_or(0),
     };
-    let tr = trail.clone();
+    let tr = Arc::clone(&trail);
     tokio::task::spawn_blocking(move || tr.shutdown()).await??;
     let report = theta_engine::audit::verify_log(
         &base.settings().audit_log_path(),
         &theta_engine::audit::AuditVerifyKeys::default(),
     )?;
-    anyhow::ensure!(report.is_ok(), "the trail written under load verifies: {report}");
+    anyhow::ensure!(
+        report.is_ok(),
+        "the trail written under load verifies: {report}"
+    );
     if args.json {
         println!("{}", serde_json::to_string_pretty(&res)?);
         return Ok(());
@@ -288,7 +322,10 @@ async fn run_async(args: &ServiceAuditArgs) -> anyhow::Result<()> {
         "service audit overhead — GET /api/accounts/{{id}} (authenticated read, in-process router), {} rounds x {} requests",
         args.rounds, args.requests
     );
-    println!("{:<24} {:>10} {:>10} {:>14}", "configuration", "p50 µs", "p99 µs", "requests/s");
+    println!(
+        "{:<24} {:>10} {:>10} {:>14}",
+        "configuration", "p50 µs", "p99 µs", "requests/s"
+    );
     println!(
         "{:<24} {:>10.1} {:>10.1} {:>14.0}",
         "no audit (null sink)", res.none_p50_us, res.none_p99_us, res.none_requests_per_s

@@ -383,12 +383,7 @@ impl AuditSink for MemoryAuditSink {
     }
 
     fn committed(&self) -> Option<u64> {
-        Some(
-            self.events
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .len() as u64,
-        )
+        Some(self.events.lock().unwrap_or_else(|p| p.into_inner()).len() as u64)
     }
 }
 
@@ -467,10 +462,11 @@ mod tests {
     #[test]
     fn conversion_keeps_ids_and_never_text() {
         let at = DateTime::<Utc>::from_timestamp_millis(1_780_000_000_123).unwrap();
-        let mut e = AuditEvent::new(at, AuditAction::RecordingReadWindow).on(&Resource::Recording {
-            tenant_id: "chu-a".into(),
-            recording_id: "rec-1".into(),
-        });
+        let mut e =
+            AuditEvent::new(at, AuditAction::RecordingReadWindow).on(&Resource::Recording {
+                tenant_id: "chu-a".into(),
+                recording_id: "rec-1".into(),
+            });
         e.actor = Actor::Account("acc-1".into());
         e.session_id = Some("s-1".into());
         e.origin.client_addr = Some("192.0.2.1".parse().unwrap());

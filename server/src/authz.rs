@@ -227,7 +227,10 @@ pub fn authorize(p: &Principal, action: Action, resource: &Resource) -> Result<(
                 | A::Annotate
                 | A::ExportPseudonymised,
                 _,
-            ) => deny(Reason::InsufficientRole, "administrators have no access to health data"),
+            ) => deny(
+                Reason::InsufficientRole,
+                "administrators have no access to health data",
+            ),
             _ => deny(Reason::InsufficientRole, "not an administrative action"),
         },
         Role::Technician => match (action, resource) {
@@ -285,14 +288,18 @@ pub fn authorize(p: &Principal, action: Action, resource: &Resource) -> Result<(
                     deny(Reason::TenantMismatch, "other tenant")
                 }
             }
-            (A::ReadRecording | A::ListRecordings, _) => {
-                deny(Reason::InsufficientRole, "researchers see pseudonymised exports only")
-            }
+            (A::ReadRecording | A::ListRecordings, _) => deny(
+                Reason::InsufficientRole,
+                "researchers see pseudonymised exports only",
+            ),
             _ => deny(Reason::InsufficientRole, "not permitted to researchers"),
         },
         Role::Auditor => match (action, resource) {
             (A::ReadAudit | A::ReadAccessReview | A::ReadIncidents, R::System) => Ok(()),
-            _ => deny(Reason::InsufficientRole, "auditors see the audit trail only"),
+            _ => deny(
+                Reason::InsufficientRole,
+                "auditors see the audit trail only",
+            ),
         },
     }
 }

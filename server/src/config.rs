@@ -627,9 +627,7 @@ impl Settings {
     pub fn audit_key_path(&self) -> Option<PathBuf> {
         match (&self.audit.signing_key, self.kind()) {
             (Some(p), _) => Some(p.clone()),
-            (None, ProfileKind::Dev) => {
-                Some(self.data_dir.join("keys").join("audit-signing.key"))
-            }
+            (None, ProfileKind::Dev) => Some(self.data_dir.join("keys").join("audit-signing.key")),
             (None, _) => None,
         }
     }
@@ -742,15 +740,17 @@ impl Settings {
         if theta_engine::audit::Environment::try_new(&env).is_err() {
             return Err(Error::config(
                 here(),
-                format!("environment {env:?}: 1-32 characters of [a-z0-9_-], starting with a letter or digit"),
+                format!(
+                    "environment {env:?}: 1-32 characters of [a-z0-9_-], starting with a letter or digit"
+                ),
             ));
         }
-        if self.kind() == ProfileKind::Prod
-            && (env.starts_with("dev") || env.starts_with("test"))
-        {
+        if self.kind() == ProfileKind::Prod && (env.starts_with("dev") || env.starts_with("test")) {
             return Err(Error::config(
                 here(),
-                format!("a prod profile cannot use the environment tag {env:?} (dev and test keys and data are refused in production)"),
+                format!(
+                    "a prod profile cannot use the environment tag {env:?} (dev and test keys and data are refused in production)"
+                ),
             ));
         }
         if self.audit.retention_days < theta_engine::audit::Retention::MIN_DAYS {

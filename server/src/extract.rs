@@ -284,7 +284,10 @@ impl FromRequestParts<AppState> for Ctx {
             .check_account(&ctx.principal.account_id, state.now())
         {
             state.metrics().rate_limited("account");
-            if state.limits().should_audit_account(&ctx.principal.account_id, state.now()) {
+            if state
+                .limits()
+                .should_audit_account(&ctx.principal.account_id, state.now())
+            {
                 ctx.audit_denied(&Resource::System, Reason::RateLimited);
             }
             return Err(ApiError::TooManyRequests { retry_after_secs });

@@ -136,8 +136,7 @@ impl RateLimits {
 
     /// Whether this refusal of `addr` should be audited (sampling, see [`AUDIT_SAMPLE_SECS`]).
     pub fn should_audit_address(&self, addr: IpAddr, now: DateTime<Utc>) -> bool {
-        self.by_address
-            .should_audit(&addr, now.timestamp_millis())
+        self.by_address.should_audit(&addr, now.timestamp_millis())
     }
 
     /// Whether this refusal of `account_id` should be audited.

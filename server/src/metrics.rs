@@ -111,7 +111,9 @@ impl Metrics {
     /// A fresh registry with every metric registered.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("theta");
-        let http = Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let http = Family::<RouteLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         registry.register(
             "http_request_duration_seconds",
             "HTTP request latency by route template",
@@ -138,7 +140,11 @@ impl Metrics {
             cache_ratio.clone(),
         );
         let ingest_bytes = Counter::default();
-        registry.register("ingest_bytes", "Bytes of recordings ingested", ingest_bytes.clone());
+        registry.register(
+            "ingest_bytes",
+            "Bytes of recordings ingested",
+            ingest_bytes.clone(),
+        );
         let ingest_seconds = Counter::<f64, AtomicU64>::default();
         registry.register(
             "ingest_seconds",
@@ -330,8 +336,7 @@ impl Metrics {
         self.chain_ok.set(i64::from(ok));
         self.verified_events
             .set(i64::try_from(events).unwrap_or(i64::MAX));
-        self.last_verify
-            .set(at.timestamp_millis() as f64 / 1000.0);
+        self.last_verify.set(at.timestamp_millis() as f64 / 1000.0);
     }
 
     /// The last verification's verdict: `Some(true)` clean, `Some(false)` tampered, `None` not yet.
@@ -388,8 +393,20 @@ mod tests {
     #[test]
     fn exposition_has_every_family_and_no_ids() {
         let m = Metrics::new();
-        m.request("GET", "/api/accounts/{id}", 200, Duration::from_millis(3), false);
-        m.request("GET", "/api/recordings/{tenant}/{recording}/window", 200, Duration::from_millis(9), true);
+        m.request(
+            "GET",
+            "/api/accounts/{id}",
+            200,
+            Duration::from_millis(3),
+            false,
+        );
+        m.request(
+            "GET",
+            "/api/recordings/{tenant}/{recording}/window",
+            200,
+            Duration::from_millis(9),
+            true,
+        );
         m.auth_failure("bad_password");
         m.rate_limited("address");
         m.set_incidents([0, 1, 0], [0, 1, 0], [0, 0, 0]);

@@ -10,10 +10,10 @@ use axum_server::tls_rustls::RustlsConfig;
 
 use crate::accounts;
 use crate::audit::{AuditAction, AuditEvent, Outcome, ResourceKind, TrailSink};
-use crate::incidents::{Category, Detection, IndicatorKind, Priority};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::incidents::{Category, Detection, IndicatorKind, Priority};
 use crate::routes::router;
 use crate::state::AppState;
 use crate::tls;
@@ -72,8 +72,12 @@ impl Running {
         self.state.incidents().settle().await;
         let st = self.state.clone();
         match tokio::task::spawn_blocking(move || st.audit_sink().flush()).await {
-            Ok(Err(e)) => tracing::error!(target: "theta::audit", error = %e, "audit trail flush at shutdown failed"),
-            Err(_) => tracing::error!(target: "theta::audit", "audit trail flush at shutdown failed"),
+            Ok(Err(e)) => {
+                tracing::error!(target: "theta::audit", error = %e, "audit trail flush at shutdown failed")
+            }
+            Err(_) => {
+                tracing::error!(target: "theta::audit", "audit trail flush at shutdown failed")
+            }
             Ok(Ok(())) => {}
         }
         if let Some(t) = &self.metrics_task {
@@ -183,10 +187,7 @@ pub async fn serve_state(
 
 /// The private scrape listener (`metrics.listen`): plain HTTP, `/metrics` only, no token — bind
 /// it to an address only the monitoring network reaches.
-async fn metrics_listener(
-    state: &AppState,
-    at: SocketAddr,
-) -> Result<tokio::task::JoinHandle<()>> {
+async fn metrics_listener(state: &AppState, at: SocketAddr) -> Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(at)
         .await
         .map_err(|e| Error::io(at.to_string(), e))?;
@@ -278,7 +279,10 @@ pub async fn verify_trail(state: &AppState) -> Option<bool> {
     }
     let mut e = AuditEvent::service(now, AuditAction::AuditVerify, "audit-verify");
     if !ok {
-        e = e.outcome(Outcome::Failure, Some(crate::audit::Reason::IntegrityFailure));
+        e = e.outcome(
+            Outcome::Failure,
+            Some(crate::audit::Reason::IntegrityFailure),
+        );
     }
     state.audit(e);
     Some(ok)

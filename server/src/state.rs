@@ -43,7 +43,10 @@ impl AppState {
         let secrets = SecretKey::for_settings(&settings)?;
         let metrics = Arc::new(Metrics::new());
         let incidents = Incidents::new(&settings, db.clone(), Arc::clone(&metrics))?;
-        let limits = RateLimits::new(settings.http.rate_per_address, settings.http.rate_per_account);
+        let limits = RateLimits::new(
+            settings.http.rate_per_address,
+            settings.http.rate_per_account,
+        );
         let metrics_token = match &settings.metrics.token_file {
             Some(p) => {
                 let t = zeroize::Zeroizing::new(

@@ -31,13 +31,16 @@ impl Audited {
     }
 }
 
+/// A read already written: action, tenant, recording, resource.
+pub(crate) type ReadKey = (AuditAction, Option<String>, Option<String>, Option<String>);
+
 #[derive(Debug, Default)]
 pub(crate) struct Inner {
     pub(crate) written: u32,
     pub(crate) actor: Option<String>,
     pub(crate) session: Option<String>,
     /// Reads already written by the authorisation call (action, tenant, recording, resource).
-    pub(crate) reads: Vec<(AuditAction, Option<String>, Option<String>, Option<String>)>,
+    pub(crate) reads: Vec<ReadKey>,
 }
 
 /// The audit state of one request.

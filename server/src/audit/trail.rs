@@ -64,12 +64,9 @@ pub fn trail_config(settings: &Settings) -> Result<AuditConfig> {
 /// by others or stored beside the log, or the log is damaged at its head.
 pub fn open_log(settings: &Settings) -> Result<AuditLog> {
     let config = trail_config(settings)?;
-    for dir in [
-        config.log_path.parent(),
-        config.signing_key_path.parent(),
-    ]
-    .into_iter()
-    .flatten()
+    for dir in [config.log_path.parent(), config.signing_key_path.parent()]
+        .into_iter()
+        .flatten()
     {
         if !dir.as_os_str().is_empty() && !dir.exists() {
             create_private_dir(dir)?;
@@ -118,14 +115,12 @@ pub fn cli_actor() -> String {
             })
         })
     });
-    let name = name
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|n| {
-            !n.is_empty()
-                && n.len() <= 64
-                && n.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        });
+    let name = name.or_else(|| std::env::var("USER").ok()).filter(|n| {
+        !n.is_empty()
+            && n.len() <= 64
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    });
     match (name, uid) {
         (Some(n), _) => format!("{CLI_ACTOR_PREFIX}{n}"),
         (None, Some(u)) => format!("{CLI_ACTOR_PREFIX}uid-{u}"),
@@ -208,13 +203,11 @@ impl TrailSink {
 impl AuditSink for TrailSink {
     fn record(&self, event: AuditEvent) {
         let engine_event = event.to_engine();
-        let r = self
-            .with(|a| a.append(engine_event))
-            .unwrap_or_else(|| {
-                Err(theta_engine::audit::AuditError::AppenderUnavailable {
-                    reason: "the trail is shut down".into(),
-                })
-            });
+        let r = self.with(|a| a.append(engine_event)).unwrap_or_else(|| {
+            Err(theta_engine::audit::AuditError::AppenderUnavailable {
+                reason: "the trail is shut down".into(),
+            })
+        });
         if let Err(e) = r {
             // Not lost: the event goes to the error log (ids only), the failure is counted, and
             // readiness and the audit middleware refuse further work until the trail recovers.

@@ -95,7 +95,8 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String> {
 }
 
 fn status(s: &str) -> Result<Status> {
-    Status::from_code(s).ok_or_else(|| Error::invalid("status", "open, notified, contained or closed"))
+    Status::from_code(s)
+        .ok_or_else(|| Error::invalid("status", "open, notified, contained or closed"))
 }
 
 fn run_inner(args: IncidentsArgs) -> Result<i32> {
@@ -114,7 +115,9 @@ fn run_inner(args: IncidentsArgs) -> Result<i32> {
                 open_only: open,
                 priority: priority
                     .as_deref()
-                    .map(|p| Priority::parse(p).ok_or_else(|| Error::invalid("priority", "P1, P2 or P3")))
+                    .map(|p| {
+                        Priority::parse(p).ok_or_else(|| Error::invalid("priority", "P1, P2 or P3"))
+                    })
                     .transpose()?,
                 tenant,
                 limit: Some(10_000),
@@ -126,11 +129,12 @@ fn run_inner(args: IncidentsArgs) -> Result<i32> {
                 println!("{}", json(&list)?);
             } else {
                 println!(
-                    "{:<36}  {:<3}  {:<20}  {:<9}  {:<20}  {:<20}  {}",
-                    "id", "pri", "category", "status", "detected_at", "deadline_at", "tenant"
+                    "{:<36}  {:<3}  {:<20}  {:<9}  {:<20}  {:<20}  tenant",
+                    "id", "pri", "category", "status", "detected_at", "deadline_at"
                 );
                 for i in &list {
-                    let late = i.notified_at.is_none() && i.deadline_at <= now && i.status == Status::Open;
+                    let late =
+                        i.notified_at.is_none() && i.deadline_at <= now && i.status == Status::Open;
                     println!(
                         "{:<36}  {:<3}  {:<20}  {:<9}  {:<20}  {:<20}{}  {}",
                         i.id,
@@ -149,7 +153,8 @@ fn run_inner(args: IncidentsArgs) -> Result<i32> {
         IncidentsCommand::Show { id } => {
             let id2 = id.clone();
             let d = db.call_blocking(move |c| register::detail(c, &id2))?;
-            let mut e = cli_event(AuditAction::IncidentRead).resource(ResourceKind::Incident, id.clone());
+            let mut e =
+                cli_event(AuditAction::IncidentRead).resource(ResourceKind::Incident, id.clone());
             if d.is_none() {
                 e = e.outcome(Outcome::Failure, Some(Reason::NotFound));
             }
@@ -160,15 +165,22 @@ fn run_inner(args: IncidentsArgs) -> Result<i32> {
             println!("{}", json(&d)?);
             Ok(0)
         }
-        IncidentsCommand::Update { id, status: st, note } => {
+        IncidentsCommand::Update {
+            id,
+            status: st,
+            note,
+        } => {
             let st = st.as_deref().map(status).transpose()?;
             if st.is_none() && note.as_deref().is_none_or(|n| n.trim().is_empty()) {
                 return Err(Error::invalid("status", "give --status, --note or both"));
             }
             let actor = crate::audit::cli_actor();
             let id2 = id.clone();
-            let r = db.call_blocking(move |c| register::set_status(c, &id2, st, note.as_deref(), &actor, now));
-            let e = cli_event(AuditAction::IncidentUpdate).resource(ResourceKind::Incident, id.clone());
+            let r = db.call_blocking(move |c| {
+                register::set_status(c, &id2, st, note.as_deref(), &actor, now)
+            });
+            let e =
+                cli_event(AuditAction::IncidentUpdate).resource(ResourceKind::Incident, id.clone());
             let e = match &r {
                 Ok(Some(i)) => {
                     let mut e = e.outcome(Outcome::Success, None);
@@ -185,12 +197,22 @@ fn run_inner(args: IncidentsArgs) -> Result<i32> {
             if args.json {
                 println!("{}", json(&i)?);
             } else {
-                println!("{} {} {} → {}", i.id, i.priority.code(), i.category.code(), i.status.code());
+                println!(
+                    "{} {} {} → {}",
+                    i.id,
+                    i.priority.code(),
+                    i.category.code(),
+                    i.status.code()
+                );
             }
             Ok(0)
         }
         IncidentsCommand::Report { from, to } => {
-            let to = to.as_deref().map(|s| parse_time("to", s)).transpose()?.unwrap_or(now);
+            let to = to
+                .as_deref()
+                .map(|s| parse_time("to", s))
+                .transpose()?
+                .unwrap_or(now);
             let from = from
                 .as_deref()
                 .map(|s| parse_time("from", s))
@@ -209,7 +231,13 @@ fn run_inner(args: IncidentsArgs) -> Result<i32> {
             );
             println!(
                 "{:<3}  {:<20}  {:>9}  {:>9}  {:>6}  {:>15}  {:>16}",
-                "pri", "category", "incidents", "in time", "late", "median h notify", "median h contain"
+                "pri",
+                "category",
+                "incidents",
+                "in time",
+                "late",
+                "median h notify",
+                "median h contain"
             );
             let h = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.1}"));
             for (p, cats) in &rep.totals {
@@ -227,7 +255,11 @@ fn run_inner(args: IncidentsArgs) -> Result<i32> {
                 }
             }
             for (month, pris) in &rep.by_month {
-                let n: u64 = pris.values().flat_map(|c| c.values()).map(|c| c.incidents).sum();
+                let n: u64 = pris
+                    .values()
+                    .flat_map(|c| c.values())
+                    .map(|c| c.incidents)
+                    .sum();
                 println!("{month}: {n}");
             }
             Ok(0)

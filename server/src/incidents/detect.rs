@@ -146,7 +146,11 @@ impl Engine {
         let g = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         g.get(&(scope, key.to_owned()))
             .filter(|s| s.until > now)
-            .map(|s| u64::try_from((s.until - now).num_seconds()).unwrap_or(0).max(1))
+            .map(|s| {
+                u64::try_from((s.until - now).num_seconds())
+                    .unwrap_or(0)
+                    .max(1)
+            })
     }
 
     /// Lifts a lock (administrator unlock). The back-off level is kept.
@@ -201,8 +205,12 @@ impl Engine {
         let mut out = Vec::new();
         let mut d = self.det.lock().unwrap_or_else(|p| p.into_inner());
         d.observed += 1;
-        if d.observed % 4096 == 0 {
-            prune(&mut d, t, self.window_ms(self.cfg.failure_window_secs.max(self.cfg.flood_window_secs)));
+        if d.observed.is_multiple_of(4096) {
+            prune(
+                &mut d,
+                t,
+                self.window_ms(self.cfg.failure_window_secs.max(self.cfg.flood_window_secs)),
+            );
         }
         let addr = e.origin.client_addr;
         match e.action {
@@ -216,7 +224,8 @@ impl Engine {
                 );
                 let key = account_key(e);
                 if tested && let Some(key) = &key {
-                    if d.account_failures.len() >= MAX_KEYS && !d.account_failures.contains_key(key) {
+                    if d.account_failures.len() >= MAX_KEYS && !d.account_failures.contains_key(key)
+                    {
                         prune(&mut d, t, fw);
                     }
                     let (times, addrs) = d.account_failures.entry(key.clone()).or_default();
@@ -257,7 +266,8 @@ impl Engine {
                     }
                 }
                 if let Some(a) = addr {
-                    if d.address_failures.len() >= MAX_KEYS && !d.address_failures.contains_key(&a) {
+                    if d.address_failures.len() >= MAX_KEYS && !d.address_failures.contains_key(&a)
+                    {
                         prune(&mut d, t, fw);
                     }
                     let (times, accounts) = d.address_failures.entry(a).or_default();
@@ -268,7 +278,8 @@ impl Engine {
                     while accounts.front().is_some_and(|(f, _)| *f <= t - fw) {
                         accounts.pop_front();
                     }
-                    let mut distinct: Vec<String> = accounts.iter().map(|(_, k)| k.clone()).collect();
+                    let mut distinct: Vec<String> =
+                        accounts.iter().map(|(_, k)| k.clone()).collect();
                     distinct.sort();
                     distinct.dedup();
                     let akey = a.to_string();
@@ -339,9 +350,20 @@ impl Engine {
                 let w = self.window_ms(self.cfg.denial_window_secs);
                 let burst = self.cfg.denial_burst as usize;
                 if let Actor::Account(id) = &e.actor {
-                    let n = d.denials_by_account.entry(id.clone()).or_default().push(t, w);
+                    let n = d
+                        .denials_by_account
+                        .entry(id.clone())
+                        .or_default()
+                        .push(t, w);
                     if n >= burst && !Self::quiet(&mut d, Category::AccessDenials, id, t, w) {
-                        out.push((self.denial_detection(e, n, vec![Indicator::new(IndicatorKind::Account, id)]), vec![]));
+                        out.push((
+                            self.denial_detection(
+                                e,
+                                n,
+                                vec![Indicator::new(IndicatorKind::Account, id)],
+                            ),
+                            vec![],
+                        ));
                     }
                 }
                 if let Some(a) = addr {
@@ -349,7 +371,10 @@ impl Engine {
                     if n >= burst
                         && !Self::quiet(&mut d, Category::AccessDenials, &a.to_string(), t, w)
                     {
-                        out.push((self.denial_detection(e, n, vec![Indicator::address(a)]), vec![]));
+                        out.push((
+                            self.denial_detection(e, n, vec![Indicator::address(a)]),
+                            vec![],
+                        ));
                     }
                 }
             }
@@ -394,7 +419,11 @@ impl Engine {
         if n == 1 {
             d.limited_addresses.push_back((t, addr));
         }
-        while d.limited_addresses.front().is_some_and(|(f, _)| *f <= t - w) {
+        while d
+            .limited_addresses
+            .front()
+            .is_some_and(|(f, _)| *f <= t - w)
+        {
             d.limited_addresses.pop_front();
         }
         if n >= self.cfg.flood_requests as usize
@@ -425,7 +454,11 @@ impl Engine {
                 priority: Priority::P1,
                 at: now,
                 tenant: None,
-                indicators: distinct.iter().take(64).map(|a| Indicator::address(*a)).collect(),
+                indicators: distinct
+                    .iter()
+                    .take(64)
+                    .map(|a| Indicator::address(*a))
+                    .collect(),
                 detail: format!(
                     "{} addresses refused by the rate limiter within {} s: platform-wide flood",
                     distinct.len(),
@@ -507,8 +540,14 @@ mod tests {
         // Stuffing fires at 10 distinct accounts and throttles the address, so the address
         // threshold (20) finds it already throttled and stays quiet.
         assert_eq!(cats, vec![Category::CredentialStuffing]);
-        assert!(g.locked(LockScope::Address, "198.51.100.9", t(20)).is_some());
-        assert!(g.locked(LockScope::Address, "198.51.100.10", t(20)).is_none());
+        assert!(
+            g.locked(LockScope::Address, "198.51.100.9", t(20))
+                .is_some()
+        );
+        assert!(
+            g.locked(LockScope::Address, "198.51.100.10", t(20))
+                .is_none()
+        );
     }
 
     #[test]

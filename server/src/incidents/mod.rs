@@ -156,12 +156,22 @@ impl Category {
     /// A fixed phrase (the only summary stored and sent: no data).
     pub fn summary(self) -> &'static str {
         match self {
-            Category::BruteForce => "Brute force: repeated failed logins against an account or from an address",
-            Category::CredentialStuffing => "Credential stuffing: failed logins across many accounts from one address",
-            Category::DosSmall => "Small-scale denial of service: one address exceeding the request rate",
-            Category::DosWide => "Denial of service affecting the whole platform: many addresses exceeding the request rate",
+            Category::BruteForce => {
+                "Brute force: repeated failed logins against an account or from an address"
+            }
+            Category::CredentialStuffing => {
+                "Credential stuffing: failed logins across many accounts from one address"
+            }
+            Category::DosSmall => {
+                "Small-scale denial of service: one address exceeding the request rate"
+            }
+            Category::DosWide => {
+                "Denial of service affecting the whole platform: many addresses exceeding the request rate"
+            }
             Category::Integrity => "Integrity failure of stored health data (possible alteration)",
-            Category::AuditChain => "The audit trail does not verify (possible tampering with a critical system)",
+            Category::AuditChain => {
+                "The audit trail does not verify (possible tampering with a critical system)"
+            }
             Category::AccessDenials => "Burst of access denials (probing or a compromised account)",
             Category::Malware => "Infection reported by an operator",
             Category::Manual => "Security incident recorded by an operator",
@@ -248,7 +258,12 @@ pub struct Detection {
 
 impl Detection {
     /// A detection with no automatic response.
-    pub fn new(category: Category, priority: Priority, at: DateTime<Utc>, detail: impl Into<String>) -> Self {
+    pub fn new(
+        category: Category,
+        priority: Priority,
+        at: DateTime<Utc>,
+        detail: impl Into<String>,
+    ) -> Self {
         Detection {
             category,
             priority,
@@ -317,12 +332,22 @@ impl Incidents {
             .collect::<Result<Vec<_>>>()?;
         let engine = Engine::new(settings.incidents.clone());
         let since = Utc::now() - Duration::hours(48);
-        for (scope, key, level, until, set_at) in db.call_blocking(|c| register::load_locks(c, since))? {
+        for (scope, key, level, until, set_at) in
+            db.call_blocking(|c| register::load_locks(c, since))?
+        {
             let scope = match scope.as_str() {
                 "account" => LockScope::Account,
                 _ => LockScope::Address,
             };
-            engine.restore(scope, key, LockState { level, until, set_at });
+            engine.restore(
+                scope,
+                key,
+                LockState {
+                    level,
+                    until,
+                    set_at,
+                },
+            );
         }
         let (tx, rx) = mpsc::unbounded_channel();
         Ok(Incidents {
@@ -380,7 +405,10 @@ impl Incidents {
 
     /// Feeds an audit event to the detectors (called by `AppState::audit` for every event).
     pub fn observe(&self, state: &AppState, e: &AuditEvent) {
-        if matches!(e.action, AuditAction::LoginFailure | AuditAction::LoginMfaFailure) {
+        if matches!(
+            e.action,
+            AuditAction::LoginFailure | AuditAction::LoginMfaFailure
+        ) {
             self.metrics
                 .auth_failure(e.reason.map_or("unknown", |r| r.code()));
         }
@@ -482,7 +510,11 @@ impl Incidents {
     /// Refreshes the incident gauges from the register.
     pub async fn refresh_metrics(&self, now: DateTime<Utc>) {
         let w = self.warning;
-        match self.db.call(move |c| register::alert_counts(c, now, w)).await {
+        match self
+            .db
+            .call(move |c| register::alert_counts(c, now, w))
+            .await
+        {
             Ok((open, near, past)) => self.metrics.set_incidents(open, near, past),
             Err(e) => tracing::error!(error = %e, "incident metrics refresh failed"),
         }
@@ -525,7 +557,14 @@ async fn handle_job(state: &AppState, job: Job, inline_notify: bool) {
             .db()
             .call(move |c| -> Result<()> {
                 for l in &locks {
-                    register::save_lock(c, l.scope.code(), &l.key, l.state.level, l.state.until, l.state.set_at)?;
+                    register::save_lock(
+                        c,
+                        l.scope.code(),
+                        &l.key,
+                        l.state.level,
+                        l.state.until,
+                        l.state.set_at,
+                    )?;
                 }
                 Ok(())
             })
@@ -586,7 +625,9 @@ async fn handle_job(state: &AppState, job: Job, inline_notify: bool) {
                 }
             }
         }
-        Err(e) => tracing::error!(error = %e, category = det.category.code(), "incident register update failed"),
+        Err(e) => {
+            tracing::error!(error = %e, category = det.category.code(), "incident register update failed")
+        }
     }
     inc.refresh_metrics(state.now()).await;
 }
@@ -616,7 +657,10 @@ async fn notify_all(state: &AppState, id: &str, event: &'static str) {
     // Register every target first, so "notified" waits for all of them.
     {
         let (id, now) = (id.to_owned(), state.now());
-        let t: Vec<(String, String)> = targets.iter().map(|h| (h.url.clone(), h.tenant.clone())).collect();
+        let t: Vec<(String, String)> = targets
+            .iter()
+            .map(|h| (h.url.clone(), h.tenant.clone()))
+            .collect();
         let _ = state
             .db()
             .call(move |c| -> Result<()> {
@@ -648,7 +692,16 @@ async fn notify_all(state: &AppState, id: &str, event: &'static str) {
             let r = st
                 .db()
                 .call(move |c| {
-                    register::record_notification(c, &id2, &url, &tenant, attempts, delivered, err.as_deref(), now)
+                    register::record_notification(
+                        c,
+                        &id2,
+                        &url,
+                        &tenant,
+                        attempts,
+                        delivered,
+                        err.as_deref(),
+                        now,
+                    )
                 })
                 .await;
             if let Ok(true) = r {

@@ -83,7 +83,10 @@ impl Hook {
         let secret = self.secret.as_ref()?;
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).ok()?;
         mac.update(body);
-        Some(format!("sha256={}", hex::encode(mac.finalize().into_bytes())))
+        Some(format!(
+            "sha256={}",
+            hex::encode(mac.finalize().into_bytes())
+        ))
     }
 
     async fn send_once(&self, body: &[u8], event: &str) -> std::result::Result<(), String> {
@@ -105,7 +108,12 @@ impl Hook {
     }
 
     /// Sends with retries; returns the attempts made and the last error, if it never succeeded.
-    pub async fn deliver(&self, body: &[u8], event: &str, on_retry: impl Fn(u32, &str)) -> (u32, Option<String>) {
+    pub async fn deliver(
+        &self,
+        body: &[u8],
+        event: &str,
+        on_retry: impl Fn(u32, &str),
+    ) -> (u32, Option<String>) {
         let mut wait = self.first_backoff;
         let mut last = None;
         for attempt in 1..=self.max_attempts {
@@ -183,7 +191,8 @@ pub struct PayloadTimeline<'a> {
 
 /// The payload of `incident` (notes by people are not sent: they may hold anything).
 pub fn payload<'a>(d: &'a IncidentDetail, event: &'a str, environment: &'a str) -> Payload<'a> {
-    let rfc = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let rfc =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let i = &d.incident;
     Payload {
         kind: "theta.incident",

@@ -152,7 +152,10 @@ fn checked(v: (Incident, bool)) -> Result<Incident> {
         Ok(v.0)
     } else {
         Err(Error::Corrupt {
-            what: format!("incident {}: unknown priority, category or status code", v.0.id),
+            what: format!(
+                "incident {}: unknown priority, category or status code",
+                v.0.id
+            ),
         })
     }
 }
@@ -171,6 +174,9 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<Incident>> {
     .map(checked)
     .transpose()
 }
+
+/// A stored lock: scope, key, back-off level, until, set at.
+pub type StoredLock = (String, String, u32, DateTime<Utc>, DateTime<Utc>);
 
 /// Filter of [`list`].
 #[derive(Debug, Clone, Default)]
@@ -308,7 +314,12 @@ pub fn add_timeline(
     Ok(())
 }
 
-fn add_indicators(conn: &Connection, id: &str, inds: &[Indicator], at: DateTime<Utc>) -> Result<()> {
+fn add_indicators(
+    conn: &Connection,
+    id: &str,
+    inds: &[Indicator],
+    at: DateTime<Utc>,
+) -> Result<()> {
     for i in inds {
         conn.execute(
             "INSERT INTO incident_indicators (incident_id, kind, value, first_seen, last_seen, hits) \
@@ -360,7 +371,8 @@ pub fn upsert(conn: &mut Connection, det: &Detection, actor: &str) -> Result<Ups
             let escalated = det.priority < inc.priority;
             let priority = det.priority.min(inc.priority);
             let deadline = if escalated {
-                inc.deadline_at.min(det.at + det.priority.notification_delay())
+                inc.deadline_at
+                    .min(det.at + det.priority.notification_delay())
             } else {
                 inc.deadline_at
             };
@@ -674,9 +686,13 @@ pub fn trend(
             .or(i.closed_at)
             .map(|n| (n - i.detected_at).num_milliseconds() as f64 / 3.6e6);
         let in_time = i.notified_at.is_some_and(|n| n <= i.deadline_at);
-        let late = i.notified_at.map_or(now > i.deadline_at, |n| n > i.deadline_at);
+        let late = i
+            .notified_at
+            .map_or(now > i.deadline_at, |n| n > i.deadline_at);
         for acc in [
-            by_month.entry((month.clone(), p.clone(), c.clone())).or_default(),
+            by_month
+                .entry((month.clone(), p.clone(), c.clone()))
+                .or_default(),
             totals.entry((p.clone(), c.clone())).or_default(),
         ] {
             acc.0.incidents += 1;
@@ -747,10 +763,7 @@ pub fn delete_lock(conn: &Connection, scope: &str, key: &str) -> Result<bool> {
 ///
 /// # Errors
 /// Database errors.
-pub fn load_locks(
-    conn: &Connection,
-    since: DateTime<Utc>,
-) -> Result<Vec<(String, String, u32, DateTime<Utc>, DateTime<Utc>)>> {
+pub fn load_locks(conn: &Connection, since: DateTime<Utc>) -> Result<Vec<StoredLock>> {
     let mut st = conn.prepare(
         "SELECT scope, lock_key, level, locked_until, updated_at FROM login_locks WHERE updated_at >= ?1",
     )?;

@@ -412,7 +412,11 @@ pub(crate) async fn unlock_account(
     let res = account_res(&id);
     ctx.authorize(Action::ManageAccounts, &res)?;
     let id2 = id.clone();
-    let exists = state.db().call(move |c| accounts::get(c, &id2)).await?.is_some();
+    let exists = state
+        .db()
+        .call(move |c| accounts::get(c, &id2))
+        .await?
+        .is_some();
     let r = if exists {
         state
             .incidents()

@@ -88,7 +88,11 @@ pub(crate) async fn export(
         _ => return Err(ApiError::bad_request("format", "jsonl or csv")),
     };
     let filter = ExportFilter {
-        from: q.from.as_deref().map(|s| parse_time("from", s)).transpose()?,
+        from: q
+            .from
+            .as_deref()
+            .map(|s| parse_time("from", s))
+            .transpose()?,
         to: q.to.as_deref().map(|s| parse_time("to", s)).transpose()?,
         actor: q.actor.clone(),
         recording: q.recording.clone(),
@@ -118,11 +122,15 @@ pub(crate) async fn export(
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        let r = reader.export(&filter, format, &mut w).map(|_| ()).and_then(|()| {
-            w.flush().map_err(|e| theta_engine::audit::AuditError::Export {
-                reason: e.to_string(),
-            })
-        });
+        let r = reader
+            .export(&filter, format, &mut w)
+            .map(|_| ())
+            .and_then(|()| {
+                w.flush()
+                    .map_err(|e| theta_engine::audit::AuditError::Export {
+                        reason: e.to_string(),
+                    })
+            });
         if let Err(err) = r {
             tracing::warn!(target: "theta::audit", error = %err, "audit export stopped");
             let _ = tx.blocking_send(Err(std::io::Error::other("export failed")));

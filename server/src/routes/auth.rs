@@ -666,7 +666,12 @@ pub(crate) async fn password_change(
                     Ok(())
                 })
                 .await?;
-            ctx.audit(AuditAction::AccountPasswordChange, &me, Outcome::Success, None);
+            ctx.audit(
+                AuditAction::AccountPasswordChange,
+                &me,
+                Outcome::Success,
+                None,
+            );
         }
         Err(e) => ctx.audit(
             AuditAction::AccountPasswordChange,

@@ -44,20 +44,32 @@ pub(crate) async fn list(
         status: q
             .status
             .as_deref()
-            .map(|s| Status::from_code(s).ok_or_else(|| ApiError::bad_request("status", "open, notified, contained or closed")))
+            .map(|s| {
+                Status::from_code(s).ok_or_else(|| {
+                    ApiError::bad_request("status", "open, notified, contained or closed")
+                })
+            })
             .transpose()?,
         open_only: q.open.unwrap_or(false),
         priority: q
             .priority
             .as_deref()
-            .map(|p| Priority::parse(p).ok_or_else(|| ApiError::bad_request("priority", "P1, P2 or P3")))
+            .map(|p| {
+                Priority::parse(p).ok_or_else(|| ApiError::bad_request("priority", "P1, P2 or P3"))
+            })
             .transpose()?,
         tenant: q.tenant,
-        from: q.from.as_deref().map(|s| parse_time("from", s)).transpose()?,
+        from: q
+            .from
+            .as_deref()
+            .map(|s| parse_time("from", s))
+            .transpose()?,
         to: q.to.as_deref().map(|s| parse_time("to", s)).transpose()?,
         limit: Some(q.limit.unwrap_or(1000).min(10_000)),
     };
-    Ok(Json(state.db().call(move |c| register::list(c, &filter)).await?))
+    Ok(Json(
+        state.db().call(move |c| register::list(c, &filter)).await?,
+    ))
 }
 
 pub(crate) async fn show(
@@ -94,14 +106,23 @@ pub(crate) async fn report(
 ) -> Result<Json<TrendReport>, ApiError> {
     ctx.authorize(Action::ReadIncidents, &Resource::System)?;
     let now = state.now();
-    let to = q.to.as_deref().map(|s| parse_time("to", s)).transpose()?.unwrap_or(now);
+    let to =
+        q.to.as_deref()
+            .map(|s| parse_time("to", s))
+            .transpose()?
+            .unwrap_or(now);
     let from = q
         .from
         .as_deref()
         .map(|s| parse_time("from", s))
         .transpose()?
         .unwrap_or(to - Duration::days(365));
-    Ok(Json(state.db().call(move |c| register::trend(c, from, to, now)).await?))
+    Ok(Json(
+        state
+            .db()
+            .call(move |c| register::trend(c, from, to, now))
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,12 +142,17 @@ pub(crate) async fn update(
 ) -> Result<Json<Incident>, ApiError> {
     ctx.authorize(Action::ManageIncidents, &Resource::System)?;
     if body.status.is_none() && body.note.as_deref().is_none_or(|n| n.trim().is_empty()) {
-        return Err(ApiError::bad_request("status", "give a status, a note or both"));
+        return Err(ApiError::bad_request(
+            "status",
+            "give a status, a note or both",
+        ));
     }
     let (actor, now, id2) = (ctx.principal.account_id.clone(), state.now(), id.clone());
     let r = state
         .db()
-        .call(move |c| register::set_status(c, &id2, body.status, body.note.as_deref(), &actor, now))
+        .call(move |c| {
+            register::set_status(c, &id2, body.status, body.note.as_deref(), &actor, now)
+        })
         .await
         .map_err(ApiError::from)
         .and_then(|i: Option<Incident>| {
@@ -134,14 +160,19 @@ pub(crate) async fn update(
                 what: format!("incident {id}"),
             })
         });
-    let e = ctx.event(AuditAction::IncidentUpdate).resource(ResourceKind::Incident, id.clone());
+    let e = ctx
+        .event(AuditAction::IncidentUpdate)
+        .resource(ResourceKind::Incident, id.clone());
     let e = match &r {
         Ok(i) => {
             let mut e = e.outcome(crate::audit::Outcome::Success, None);
             e.tenant_id = i.tenant_id.clone();
             e
         }
-        Err(err) => e.outcome(crate::audit::Outcome::Failure, Some(crate::audit::reason_of(err))),
+        Err(err) => e.outcome(
+            crate::audit::Outcome::Failure,
+            Some(crate::audit::reason_of(err)),
+        ),
     };
     state.audit(e);
     state.incidents().refresh_metrics(now).await;

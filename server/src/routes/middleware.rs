@@ -18,7 +18,11 @@ use crate::extract::RequestInfo;
 use crate::state::AppState;
 
 /// Refuses requests from an address over its token bucket (429, `Retry-After`).
-pub(crate) async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn rate_limit(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -66,9 +70,13 @@ pub(crate) async fn audit_and_measure(
         None | Some(Audited::Exempt(_)) => next.run(req).await,
         Some(declared) => run_audited(&state, declared, &route, req, next).await,
     };
-    state
-        .metrics()
-        .request(&method, &route, resp.status().as_u16(), start.elapsed(), window);
+    state.metrics().request(
+        &method,
+        &route,
+        resp.status().as_u16(),
+        start.elapsed(),
+        window,
+    );
     resp
 }
 
@@ -88,13 +96,16 @@ async fn run_audited(
     }
     let (mut parts, body) = req.into_parts();
     let info = RequestInfo::from_parts(&parts, state);
-    let params: Vec<(String, String)> =
-        <RawPathParams as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-            &mut parts, state,
-        )
-        .await
-        .map(|p| p.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
-        .unwrap_or_default();
+    let params: Vec<(String, String)> = <RawPathParams as axum::extract::FromRequestParts<
+        AppState,
+    >>::from_request_parts(&mut parts, state)
+    .await
+    .map(|p| {
+        p.iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    })
+    .unwrap_or_default();
     let req = Request::from_parts(parts, body);
     let scope = RequestAudit::new(declared);
     let resp = scope.clone().scope(next.run(req)).await;
@@ -121,11 +132,23 @@ async fn run_audited(
     let precise = resp.extensions().get::<Reason>().copied();
     let (outcome_action, outcome, reason) = match status.as_u16() {
         200..=399 => (action, Outcome::Success, None),
-        401 => (AuditAction::AccessDenied, Outcome::Denied, Some(precise.unwrap_or(Reason::NotAuthenticated))),
-        403 => (AuditAction::AccessDenied, Outcome::Denied, Some(precise.unwrap_or(Reason::InsufficientRole))),
+        401 => (
+            AuditAction::AccessDenied,
+            Outcome::Denied,
+            Some(precise.unwrap_or(Reason::NotAuthenticated)),
+        ),
+        403 => (
+            AuditAction::AccessDenied,
+            Outcome::Denied,
+            Some(precise.unwrap_or(Reason::InsufficientRole)),
+        ),
         404 => (action, Outcome::Failure, Some(Reason::NotFound)),
         409 => (action, Outcome::Failure, Some(Reason::Conflict)),
-        400..=499 => (action, Outcome::Failure, Some(precise.unwrap_or(Reason::InvalidRequest))),
+        400..=499 => (
+            action,
+            Outcome::Failure,
+            Some(precise.unwrap_or(Reason::InvalidRequest)),
+        ),
         _ => (action, Outcome::Failure, Some(Reason::InternalError)),
     };
     e.action = outcome_action;
@@ -184,8 +207,14 @@ pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -
     let ok = presented.is_some_and(|p| {
         use sha2::Digest;
         // Compare digests: equal length, and no early exit on the secret's bytes.
-        let (a, b) = (sha2::Sha256::digest(p.as_bytes()), sha2::Sha256::digest(expected.as_bytes()));
-        a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        let (a, b) = (
+            sha2::Sha256::digest(p.as_bytes()),
+            sha2::Sha256::digest(expected.as_bytes()),
+        );
+        a.iter()
+            .zip(b.iter())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
     });
     if !ok {
         return (

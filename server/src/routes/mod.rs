@@ -73,42 +73,166 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// Reads are written by the authorisation call; acts by their handler; a middleware writes a
 /// fallback event for an audited request that wrote none (`theta_audit_fallback_events_total`).
 pub const AUDIT_TABLE: &[(&str, &str, Audited)] = &[
-    ("GET", "/healthz", Audited::Exempt("liveness probe: no account, no data")),
-    ("GET", "/readyz", Audited::Exempt("readiness probe: no account, no data")),
-    ("GET", "/api/openapi.yaml", Audited::Exempt("public API description")),
-    ("POST", "/api/auth/login", Audited::Act(AuditAction::LoginPassword)),
-    ("POST", "/api/auth/mfa/password", Audited::Act(AuditAction::AccountPasswordChange)),
-    ("POST", "/api/auth/mfa/enroll", Audited::Act(AuditAction::AccountMfaEnroll)),
-    ("POST", "/api/auth/mfa/verify", Audited::Act(AuditAction::LoginSuccess)),
-    ("POST", "/api/auth/logout", Audited::Act(AuditAction::Logout)),
-    ("POST", "/api/auth/password", Audited::Act(AuditAction::AccountPasswordChange)),
+    (
+        "GET",
+        "/healthz",
+        Audited::Exempt("liveness probe: no account, no data"),
+    ),
+    (
+        "GET",
+        "/readyz",
+        Audited::Exempt("readiness probe: no account, no data"),
+    ),
+    (
+        "GET",
+        "/api/openapi.yaml",
+        Audited::Exempt("public API description"),
+    ),
+    (
+        "POST",
+        "/api/auth/login",
+        Audited::Act(AuditAction::LoginPassword),
+    ),
+    (
+        "POST",
+        "/api/auth/mfa/password",
+        Audited::Act(AuditAction::AccountPasswordChange),
+    ),
+    (
+        "POST",
+        "/api/auth/mfa/enroll",
+        Audited::Act(AuditAction::AccountMfaEnroll),
+    ),
+    (
+        "POST",
+        "/api/auth/mfa/verify",
+        Audited::Act(AuditAction::LoginSuccess),
+    ),
+    (
+        "POST",
+        "/api/auth/logout",
+        Audited::Act(AuditAction::Logout),
+    ),
+    (
+        "POST",
+        "/api/auth/password",
+        Audited::Act(AuditAction::AccountPasswordChange),
+    ),
     (
         "GET",
         "/api/auth/oidc/{provider}/login",
         Audited::Exempt("redirect to the identity provider; the callback is audited"),
     ),
-    ("GET", "/api/auth/oidc/{provider}/callback", Audited::Act(AuditAction::LoginSuccess)),
-    ("GET", "/api/me", Audited::Exempt("the caller's own account; the login was audited")),
-    ("GET", "/api/accounts", Audited::Read(AuditAction::AccountRead)),
-    ("POST", "/api/accounts", Audited::Act(AuditAction::AccountCreate)),
-    ("GET", "/api/accounts/{id}", Audited::Read(AuditAction::AccountRead)),
-    ("PATCH", "/api/accounts/{id}", Audited::Act(AuditAction::AccountUpdate)),
-    ("POST", "/api/accounts/{id}/reset-credentials", Audited::Act(AuditAction::AccountMfaReset)),
-    ("GET", "/api/accounts/{id}/grants", Audited::Read(AuditAction::AccountRead)),
-    ("POST", "/api/accounts/{id}/grants", Audited::Act(AuditAction::GrantCreate)),
-    ("DELETE", "/api/grants/{id}", Audited::Act(AuditAction::GrantDelete)),
-    ("GET", "/api/name-exceptions", Audited::Read(AuditAction::AccountRead)),
-    ("POST", "/api/name-exceptions", Audited::Act(AuditAction::AdminConfigChange)),
-    ("GET", "/api/tenants", Audited::Read(AuditAction::TenantRead)),
-    ("POST", "/api/tenants", Audited::Act(AuditAction::TenantCreate)),
-    ("GET", "/api/access-review", Audited::Read(AuditAction::AdminAccessReview)),
-    ("POST", "/api/accounts/{id}/unlock", Audited::Act(AuditAction::AccountUnlock)),
-    ("GET", "/api/audit/export", Audited::Act(AuditAction::AuditExport)),
-    ("GET", "/api/incidents", Audited::Read(AuditAction::IncidentRead)),
-    ("GET", "/api/incidents/report", Audited::Read(AuditAction::IncidentRead)),
-    ("GET", "/api/incidents/{id}", Audited::Read(AuditAction::IncidentRead)),
-    ("PATCH", "/api/incidents/{id}", Audited::Act(AuditAction::IncidentUpdate)),
-    ("GET", "/metrics", Audited::Exempt("operational counters, token-protected, no ids")),
+    (
+        "GET",
+        "/api/auth/oidc/{provider}/callback",
+        Audited::Act(AuditAction::LoginSuccess),
+    ),
+    (
+        "GET",
+        "/api/me",
+        Audited::Exempt("the caller's own account; the login was audited"),
+    ),
+    (
+        "GET",
+        "/api/accounts",
+        Audited::Read(AuditAction::AccountRead),
+    ),
+    (
+        "POST",
+        "/api/accounts",
+        Audited::Act(AuditAction::AccountCreate),
+    ),
+    (
+        "GET",
+        "/api/accounts/{id}",
+        Audited::Read(AuditAction::AccountRead),
+    ),
+    (
+        "PATCH",
+        "/api/accounts/{id}",
+        Audited::Act(AuditAction::AccountUpdate),
+    ),
+    (
+        "POST",
+        "/api/accounts/{id}/reset-credentials",
+        Audited::Act(AuditAction::AccountMfaReset),
+    ),
+    (
+        "GET",
+        "/api/accounts/{id}/grants",
+        Audited::Read(AuditAction::AccountRead),
+    ),
+    (
+        "POST",
+        "/api/accounts/{id}/grants",
+        Audited::Act(AuditAction::GrantCreate),
+    ),
+    (
+        "DELETE",
+        "/api/grants/{id}",
+        Audited::Act(AuditAction::GrantDelete),
+    ),
+    (
+        "GET",
+        "/api/name-exceptions",
+        Audited::Read(AuditAction::AccountRead),
+    ),
+    (
+        "POST",
+        "/api/name-exceptions",
+        Audited::Act(AuditAction::AdminConfigChange),
+    ),
+    (
+        "GET",
+        "/api/tenants",
+        Audited::Read(AuditAction::TenantRead),
+    ),
+    (
+        "POST",
+        "/api/tenants",
+        Audited::Act(AuditAction::TenantCreate),
+    ),
+    (
+        "GET",
+        "/api/access-review",
+        Audited::Read(AuditAction::AdminAccessReview),
+    ),
+    (
+        "POST",
+        "/api/accounts/{id}/unlock",
+        Audited::Act(AuditAction::AccountUnlock),
+    ),
+    (
+        "GET",
+        "/api/audit/export",
+        Audited::Act(AuditAction::AuditExport),
+    ),
+    (
+        "GET",
+        "/api/incidents",
+        Audited::Read(AuditAction::IncidentRead),
+    ),
+    (
+        "GET",
+        "/api/incidents/report",
+        Audited::Read(AuditAction::IncidentRead),
+    ),
+    (
+        "GET",
+        "/api/incidents/{id}",
+        Audited::Read(AuditAction::IncidentRead),
+    ),
+    (
+        "PATCH",
+        "/api/incidents/{id}",
+        Audited::Act(AuditAction::IncidentUpdate),
+    ),
+    (
+        "GET",
+        "/metrics",
+        Audited::Exempt("operational counters, token-protected, no ids"),
+    ),
 ];
 
 /// The audit declaration of a route, if it is in the table.

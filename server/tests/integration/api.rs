@@ -377,16 +377,12 @@ async fn disabled_expired_and_dormant_accounts_are_locked_out() {
     let (s, _) = app.password_step(&auditor.username, PASSWORD).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let ev = app.audit.events();
-    assert!(
-        ev.iter()
-            .any(|e| e.action == AuditAction::AccountDisable
-                && e.reason == Some(Reason::AccountDormant))
-    );
-    assert!(
-        ev.iter()
-            .any(|e| e.action == AuditAction::AccountDisable
-                && e.reason == Some(Reason::AccountExpired))
-    );
+    assert!(ev.iter().any(
+        |e| e.action == AuditAction::AccountDisable && e.reason == Some(Reason::AccountDormant)
+    ));
+    assert!(ev.iter().any(
+        |e| e.action == AuditAction::AccountDisable && e.reason == Some(Reason::AccountExpired)
+    ));
 }
 
 #[tokio::test]

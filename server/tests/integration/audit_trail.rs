@@ -37,7 +37,10 @@ fn every_route_is_in_the_audit_table() {
     let mut table: Vec<_> = AUDIT_TABLE.iter().map(|(m, p, _)| (*m, *p)).collect();
     routes.sort();
     table.sort();
-    assert_eq!(routes, table, "a route without an audit declaration (routes/mod.rs)");
+    assert_eq!(
+        routes, table,
+        "a route without an audit declaration (routes/mod.rs)"
+    );
     for (m, p, a) in AUDIT_TABLE {
         if let Audited::Exempt(why) = a {
             assert!(why.len() > 10, "{m} {p}: an exemption needs a reason");
@@ -161,7 +164,9 @@ async fn every_audited_action_writes_its_event_with_the_right_fields() {
             what: "auditor creating an account is denied",
             method: Method::POST,
             path: "/api/accounts".into(),
-            body: Some(json!({"username": "nnouveau", "first_name": "Nina", "last_name": "Nouveau", "email": "nina@chu.example.fr", "role": "auditor"})),
+            body: Some(
+                json!({"username": "nnouveau", "first_name": "Nina", "last_name": "Nouveau", "email": "nina@chu.example.fr", "role": "auditor"}),
+            ),
             who: "auditor",
             status: StatusCode::FORBIDDEN,
             action: AuditAction::AccessDenied,
@@ -174,7 +179,9 @@ async fn every_audited_action_writes_its_event_with_the_right_fields() {
             what: "create account",
             method: Method::POST,
             path: "/api/accounts".into(),
-            body: Some(json!({"username": "nnouveau", "first_name": "Nina", "last_name": "Nouveau", "email": "nina@chu.example.fr", "role": "auditor"})),
+            body: Some(
+                json!({"username": "nnouveau", "first_name": "Nina", "last_name": "Nouveau", "email": "nina@chu.example.fr", "role": "auditor"}),
+            ),
             who: "admin",
             status: StatusCode::CREATED,
             action: AuditAction::AccountCreate,
@@ -330,8 +337,16 @@ async fn every_audited_action_writes_its_event_with_the_right_fields() {
     let client = "192.0.2.77";
     for c in cases {
         let (token, account, session) = match c.who {
-            "admin" => (Some(a.token.as_str()), Some(admin.id.as_str()), Some(a_sid.as_str())),
-            "auditor" => (Some(au.token.as_str()), Some(auditor.id.as_str()), Some(au_sid.as_str())),
+            "admin" => (
+                Some(a.token.as_str()),
+                Some(admin.id.as_str()),
+                Some(a_sid.as_str()),
+            ),
+            "auditor" => (
+                Some(au.token.as_str()),
+                Some(auditor.id.as_str()),
+                Some(au_sid.as_str()),
+            ),
             _ => (None, None, None),
         };
         app.audit.clear();
@@ -353,7 +368,12 @@ async fn every_audited_action_writes_its_event_with_the_right_fields() {
             "{}",
             c.what
         );
-        assert_eq!(e.origin.user_agent.as_deref(), Some("theta-test/1"), "{}", c.what);
+        assert_eq!(
+            e.origin.user_agent.as_deref(),
+            Some("theta-test/1"),
+            "{}",
+            c.what
+        );
         if let Some(account) = account {
             assert_eq!(e.actor, Actor::Account(account.to_owned()), "{}", c.what);
             assert_eq!(e.session_id.as_deref(), session, "{}", c.what);
@@ -390,7 +410,8 @@ fn theta(args: &[&str]) -> (i32, String, String) {
 /// A copy of the log (consistent, WAL folded in) at `dst`.
 fn copy_log(src: &Path, dst: &Path) {
     let c = rusqlite::Connection::open(src).unwrap();
-    c.execute("VACUUM INTO ?1", [dst.to_str().unwrap()]).unwrap();
+    c.execute("VACUUM INTO ?1", [dst.to_str().unwrap()])
+        .unwrap();
 }
 
 #[tokio::test]
@@ -416,7 +437,8 @@ async fn theta_audit_verify_reports_tampering_at_the_exact_place() {
         theta_server::http_client::roots_from_pem(running.cert_pem()).unwrap(),
     );
     for i in 0..12 {
-        let body = json!({"username": format!("ghost{i}"), "password": "Nope#Nope1234"}).to_string();
+        let body =
+            json!({"username": format!("ghost{i}"), "password": "Nope#Nope1234"}).to_string();
         let r = http::Request::post(format!("https://{}/api/auth/login", running.addr()))
             .header("content-type", "application/json")
             .body(body.into_bytes())
@@ -424,7 +446,10 @@ async fn theta_audit_verify_reports_tampering_at_the_exact_place() {
         // After ten names from one address the stuffing detector throttles it (429): still a
         // failed login, still audited.
         let st = client.send(r).await.unwrap().status();
-        assert!(st == StatusCode::UNAUTHORIZED || st == StatusCode::TOO_MANY_REQUESTS, "{st}");
+        assert!(
+            st == StatusCode::UNAUTHORIZED || st == StatusCode::TOO_MANY_REQUESTS,
+            "{st}"
+        );
     }
     tx.send(()).unwrap();
     running.wait().await.unwrap();
@@ -436,19 +461,38 @@ async fn theta_audit_verify_reports_tampering_at_the_exact_place() {
     // The export sees the twelve failures (ids only), and is itself recorded.
     let (code, out, err) = theta(&["audit", "export", "--config", cfg_s, "--format", "jsonl"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out.lines().filter(|l| l.contains("login.failure")).count(), 12, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains("login.failure")).count(),
+        12,
+        "{out}"
+    );
     assert!(!out.contains("Nope#Nope"), "no secrets in the trail");
     let (code, out, _) = theta(&["audit", "export", "--config", cfg_s, "--format", "csv"]);
     assert_eq!(code, 0);
-    assert!(out.contains("audit.export"), "the first export is in the second");
+    assert!(
+        out.contains("audit.export"),
+        "the first export is in the second"
+    );
 
     let keys = theta_engine::audit::AuditVerifyKeys::published_path(&log);
     let keys_s = keys.to_str().unwrap().to_owned();
     let k: i64 = 5;
     let tampers: Vec<(&str, String, &str)> = vec![
-        ("modified", format!("UPDATE events SET ts_ms = ts_ms + 1 WHERE seq = {k}"), "modified"),
-        ("one byte of the actor", format!("UPDATE events SET actor = 'ghosu' || substr(actor, 6) WHERE seq = {k}"), "modified"),
-        ("deleted", format!("DELETE FROM events WHERE seq = {k}"), "deleted"),
+        (
+            "modified",
+            format!("UPDATE events SET ts_ms = ts_ms + 1 WHERE seq = {k}"),
+            "modified",
+        ),
+        (
+            "one byte of the actor",
+            format!("UPDATE events SET actor = 'ghosu' || substr(actor, 6) WHERE seq = {k}"),
+            "modified",
+        ),
+        (
+            "deleted",
+            format!("DELETE FROM events WHERE seq = {k}"),
+            "deleted",
+        ),
         (
             "inserted",
             format!(
@@ -483,7 +527,14 @@ async fn theta_audit_verify_reports_tampering_at_the_exact_place() {
                 "DROP TRIGGER IF EXISTS events_no_update; DROP TRIGGER IF EXISTS events_no_delete; {sql}"
             ))
             .unwrap();
-        let (code, out, err) = theta(&["audit", "verify", "--log", copy.to_str().unwrap(), "--keys", &keys_s]);
+        let (code, out, err) = theta(&[
+            "audit",
+            "verify",
+            "--log",
+            copy.to_str().unwrap(),
+            "--keys",
+            &keys_s,
+        ]);
         assert_eq!(code, 1, "{what}: {out}{err}");
         assert!(
             out.contains(&format!("first finding: {kind} at event {k}")),
@@ -573,7 +624,9 @@ async fn thirty_wrong_passwords_lock_the_account_and_open_one_p2_incident_notifi
         );
         let (s, _, v) = app.send(from(attacker, r)).await;
         assert!(
-            s == StatusCode::UNAUTHORIZED || s == StatusCode::LOCKED || s == StatusCode::TOO_MANY_REQUESTS,
+            s == StatusCode::UNAUTHORIZED
+                || s == StatusCode::LOCKED
+                || s == StatusCode::TOO_MANY_REQUESTS,
             "attempt {i}: {s} {v}"
         );
     }
@@ -589,7 +642,11 @@ async fn thirty_wrong_passwords_lock_the_account_and_open_one_p2_incident_notifi
             ),
         ))
         .await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::LOCKED, Some("account_locked")), "{v}");
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::LOCKED, Some("account_locked")),
+        "{v}"
+    );
     app.state.incidents().settle().await;
 
     let all = app
@@ -598,8 +655,14 @@ async fn thirty_wrong_passwords_lock_the_account_and_open_one_p2_incident_notifi
         .unwrap();
     assert_eq!(all.len(), 1, "exactly one incident: {all:#?}");
     let inc = &all[0];
-    assert_eq!((inc.priority, inc.category), (Priority::P2, Category::BruteForce));
-    assert_eq!(inc.deadline_at - inc.detected_at, chrono::Duration::hours(24));
+    assert_eq!(
+        (inc.priority, inc.category),
+        (Priority::P2, Category::BruteForce)
+    );
+    assert_eq!(
+        inc.deadline_at - inc.detected_at,
+        chrono::Duration::hours(24)
+    );
     assert_eq!(inc.detected_at, app.clock_now());
     let id = inc.id.clone();
     let detail = app
@@ -616,19 +679,30 @@ async fn thirty_wrong_passwords_lock_the_account_and_open_one_p2_incident_notifi
     assert!(ev.iter().any(|e| e.action == AuditAction::AccountLock
         && e.resource == Some((ResourceKind::Account, victim.id.clone()))));
     assert_eq!(
-        ev.iter().filter(|e| e.action == AuditAction::IncidentCreate).count(),
+        ev.iter()
+            .filter(|e| e.action == AuditAction::IncidentCreate)
+            .count(),
         1
     );
 
     // Delivered to the partner after one retry, signed, ids only.
     let got = got.0.lock().unwrap().clone();
-    assert!(got.len() >= 2, "one failed attempt then a delivery: {}", got.len());
+    assert!(
+        got.len() >= 2,
+        "one failed attempt then a delivery: {}",
+        got.len()
+    );
     let (h, body) = got.last().unwrap();
     assert_eq!(body["id"], id.as_str());
     assert_eq!(body["priority"], "P2");
     assert_eq!(body["category"], "brute_force");
     assert_eq!(h["x-theta-event"], "incident.created");
-    assert!(h["x-theta-signature"].to_str().unwrap().starts_with("sha256="));
+    assert!(
+        h["x-theta-signature"]
+            .to_str()
+            .unwrap()
+            .starts_with("sha256=")
+    );
     assert!(!body.to_string().contains("Guess#"), "no secrets notified");
 }
 
@@ -654,10 +728,16 @@ async fn a_flooding_address_is_throttled_while_another_keeps_working() {
             assert!(h.contains_key("retry-after"));
         }
     }
-    assert_eq!(refused, 40, "the burst of 10 passes, the rest is refused (manual clock)");
+    assert_eq!(
+        refused, 40,
+        "the burst of 10 passes, the rest is refused (manual clock)"
+    );
     for _ in 0..5 {
         let (s, _, _) = app
-            .send(from("203.0.113.5", req(Method::GET, "/healthz", None, None)))
+            .send(from(
+                "203.0.113.5",
+                req(Method::GET, "/healthz", None, None),
+            ))
             .await;
         assert_eq!(s, StatusCode::OK, "another address keeps working");
     }
@@ -688,10 +768,12 @@ fn the_prod_profile_refuses_dev_material_and_foreign_regions() {
             "[profiles.prod]\nkind = \"prod\"\nenvironment = \"prod-paris\"\nlisten = \"0.0.0.0:443\"\ndata_dir = \"/var/lib/theta\"\npublic_origin = \"https://theta.example.fr\"\ntls = {{ cert = \"c.pem\", key = \"k.pem\" }}\n{extra}"
         )
     };
-    let load = |extra: &str| Settings::from_toml(&base(extra), Some("prod"), Path::new("/etc/theta"));
+    let load =
+        |extra: &str| Settings::from_toml(&base(extra), Some("prod"), Path::new("/etc/theta"));
     // Regions: Paris accepted, Virginia refused, a local folder refused unless allowed.
     load("[profiles.prod.store]\nlocation = \"s3://theta-eeg\"\nregion = \"eu-west-3\"\n").unwrap();
-    let e = load("[profiles.prod.store]\nlocation = \"s3://theta-eeg\"\nregion = \"us-east-1\"\n").unwrap_err();
+    let e = load("[profiles.prod.store]\nlocation = \"s3://theta-eeg\"\nregion = \"us-east-1\"\n")
+        .unwrap_err();
     assert!(e.to_string().contains("outside the allowed regions"), "{e}");
     let e = load("[profiles.prod.store]\nlocation = \"/srv/eeg\"\n").unwrap_err();
     assert!(e.to_string().contains("local folder"), "{e}");
@@ -736,7 +818,10 @@ fn the_prod_profile_refuses_a_dev_audit_key_and_a_self_signed_certificate() {
     assert!(e.to_string().to_lowercase().contains("environment"), "{e}");
 
     // Theta's own self-signed development certificate is refused by prod.
-    let dev = Settings::for_kind(theta_server::config::ProfileKind::Dev, &dir.path().join("devdata"));
+    let dev = Settings::for_kind(
+        theta_server::config::ProfileKind::Dev,
+        dir.path().join("devdata"),
+    );
     let _ = theta_server::tls::load(&dev).unwrap();
     let (cert, key) = theta_server::tls::dev_cert_paths(&dev.data_dir);
     let text = format!(
@@ -746,7 +831,10 @@ fn the_prod_profile_refuses_a_dev_audit_key_and_a_self_signed_certificate() {
         key.to_str().unwrap()
     );
     let s = Settings::from_toml(&text, Some("prod"), dir.path()).unwrap();
-    assert!(theta_server::tls::load(&s).is_err(), "a self-signed certificate in prod");
+    assert!(
+        theta_server::tls::load(&s).is_err(),
+        "a self-signed certificate in prod"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -779,7 +867,10 @@ async fn metrics_need_the_token_and_count_failures_and_incidents() {
         r
     };
     assert_eq!(app.send(get(None)).await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.send(get(Some("Bearer wrong-token-0123456789"))).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.send(get(Some("Bearer wrong-token-0123456789"))).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     let resp = app
         .router
         .clone()
@@ -787,12 +878,26 @@ async fn metrics_need_the_token_and_count_failures_and_incidents() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let body = axum::body::to_bytes(resp.into_body(), 1 << 24).await.unwrap();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 24)
+        .await
+        .unwrap();
     let text = String::from_utf8(body.to_vec()).unwrap();
-    assert!(text.contains("theta_auth_failures_total{reason=\"bad_password\"} 10"), "{text}");
-    assert!(text.contains("theta_incidents_open{priority=\"P2\"} 1"), "{text}");
-    assert!(text.contains("theta_http_request_duration_seconds_bucket"), "{text}");
-    assert!(!text.contains("cdurand") && !text.contains("198.51.100.3"), "no names or addresses");
+    assert!(
+        text.contains("theta_auth_failures_total{reason=\"bad_password\"} 10"),
+        "{text}"
+    );
+    assert!(
+        text.contains("theta_incidents_open{priority=\"P2\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("theta_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("cdurand") && !text.contains("198.51.100.3"),
+        "no names or addresses"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -807,27 +912,43 @@ async fn a_broken_chain_opens_a_p1_incident() {
     for i in 0..5 {
         use theta_server::AuditSink;
         trail.record(
-            theta_server::AuditEvent::service(app.clock_now(), AuditAction::AdminMaintenance, "sweep")
-                .resource(ResourceKind::Account, format!("acc-{i}")),
+            theta_server::AuditEvent::service(
+                app.clock_now(),
+                AuditAction::AdminMaintenance,
+                "sweep",
+            )
+            .resource(ResourceKind::Account, format!("acc-{i}")),
         );
     }
     trail.shutdown().unwrap();
-    assert_eq!(theta_server::serve::verify_trail(&app.state).await, Some(true));
+    assert_eq!(
+        theta_server::serve::verify_trail(&app.state).await,
+        Some(true)
+    );
     let c = rusqlite::Connection::open(settings.audit_log_path()).unwrap();
     c.execute_batch(
         "DROP TRIGGER IF EXISTS events_no_update; UPDATE events SET resource_id = 'acc-9' WHERE seq = 3;",
     )
     .unwrap();
     drop(c);
-    assert_eq!(theta_server::serve::verify_trail(&app.state).await, Some(false));
+    assert_eq!(
+        theta_server::serve::verify_trail(&app.state).await,
+        Some(false)
+    );
     app.state.incidents().settle().await;
     let all = app
         .db()
         .call_blocking(|c| register::list(c, &ListFilter::default()))
         .unwrap();
     assert_eq!(all.len(), 1, "{all:#?}");
-    assert_eq!((all[0].priority, all[0].category), (Priority::P1, Category::AuditChain));
-    assert_eq!(all[0].deadline_at - all[0].detected_at, chrono::Duration::hours(12));
+    assert_eq!(
+        (all[0].priority, all[0].category),
+        (Priority::P1, Category::AuditChain)
+    );
+    assert_eq!(
+        all[0].deadline_at - all[0].detected_at,
+        chrono::Duration::hours(12)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -861,7 +982,11 @@ async fn json_logs_hold_no_secrets_and_no_personal_data() {
     app.add_tenant("chu-a");
     let admin = app.add_user("pmartin", Role::Administrator, None);
     let victim = app.add_user("cdurand", Role::Interpreter, Some("chu-a"));
-    let mut secrets = vec![PASSWORD.to_owned(), admin.totp_secret.clone(), victim.totp_secret.clone()];
+    let mut secrets = vec![
+        PASSWORD.to_owned(),
+        admin.totp_secret.clone(),
+        victim.totp_secret.clone(),
+    ];
     for i in 0..12 {
         let pw = format!("Wrong#{i:04}Secret");
         let r = req(
@@ -889,9 +1014,12 @@ async fn json_logs_hold_no_secrets_and_no_personal_data() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     secrets.push(v["one_time_password"].as_str().unwrap().to_owned());
-    app.send(req(Method::GET, "/api/access-review", Some(&a.token), None)).await;
-    app.send(req(Method::GET, "/api/audit/export", Some(&a.token), None)).await;
-    app.send(req(Method::POST, "/api/auth/logout", Some(&a.token), None)).await;
+    app.send(req(Method::GET, "/api/access-review", Some(&a.token), None))
+        .await;
+    app.send(req(Method::GET, "/api/audit/export", Some(&a.token), None))
+        .await;
+    app.send(req(Method::POST, "/api/auth/logout", Some(&a.token), None))
+        .await;
     app.state.incidents().settle().await;
     drop(_guard);
 

@@ -415,10 +415,14 @@ async fn oidc_happy_path_links_by_verified_email_then_by_subject() {
     );
     let ev = app.audit.events();
     // The link is an account change, then the login succeeds.
-    assert!(ev.iter().any(|e| e.action == AuditAction::AccountUpdate
-        && e.actor.account_id() == Some(u.id.as_str())));
-    assert!(ev.iter().any(|e| e.action == AuditAction::LoginSuccess
-        && e.actor.account_id() == Some(u.id.as_str())));
+    assert!(
+        ev.iter().any(|e| e.action == AuditAction::AccountUpdate
+            && e.actor.account_id() == Some(u.id.as_str()))
+    );
+    assert!(
+        ev.iter().any(|e| e.action == AuditAction::LoginSuccess
+            && e.actor.account_id() == Some(u.id.as_str()))
+    );
 
     // Later logins use the stored (issuer, subject) link even if the e-mail changed.
     idp.set(|s| s.email = "changed@elsewhere.example".into());
