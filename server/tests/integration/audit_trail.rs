@@ -474,6 +474,75 @@ async fn theta_audit_verify_reports_tampering_at_the_exact_place() {
         "the first export is in the second"
     );
 
+    // The stuffing detector opened one incident: the register from the command line.
+    let (code, out, err) = theta(&["incidents", "--config", cfg_s, "--json", "list"]);
+    assert_eq!(code, 0, "{err}");
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(list[0]["priority"], "P2");
+    assert_eq!(list[0]["category"], "credential_stuffing");
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    let (code, out, _) = theta(&["incidents", "--config", cfg_s, "list", "--open"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&id) && out.contains("credential_stuffing"),
+        "{out}"
+    );
+    let (code, out, _) = theta(&["incidents", "--config", cfg_s, "show", &id]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("127.0.0.1") && out.contains("timeline"),
+        "{out}"
+    );
+    let (code, out, err) = theta(&[
+        "incidents",
+        "--config",
+        cfg_s,
+        "update",
+        &id,
+        "--status",
+        "contained",
+        "--note",
+        "address blocked at the firewall",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("contained"), "{out}");
+    let (code, _, _) = theta(&[
+        "incidents",
+        "--config",
+        cfg_s,
+        "update",
+        "no-such-incident",
+        "--status",
+        "closed",
+    ]);
+    assert_eq!(code, 2);
+    let (code, out, _) = theta(&["incidents", "--config", cfg_s, "report"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("P2") && out.contains("credential_stuffing"),
+        "{out}"
+    );
+    // Purge: nothing is a year old; the purge itself is recorded and the chain still verifies.
+    let (code, out, err) = theta(&["audit", "purge", "--config", cfg_s]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("purged 0 events"), "{out}");
+    let (code, out, _) = theta(&["audit", "verify", "--config", cfg_s]);
+    assert_eq!(code, 0, "{out}");
+    let (_, out, _) = theta(&["audit", "export", "--config", cfg_s, "--format", "jsonl"]);
+    for action in [
+        "audit.purge",
+        "incident.update",
+        "incident.read",
+        "audit.verify",
+    ] {
+        assert!(out.contains(action), "{action} missing from the trail");
+    }
+    assert!(
+        out.contains("cli:"),
+        "the command line acts as cli:<OS user>"
+    );
+
     let keys = theta_engine::audit::AuditVerifyKeys::published_path(&log);
     let keys_s = keys.to_str().unwrap().to_owned();
     let k: i64 = 5;
