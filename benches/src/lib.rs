@@ -5,4 +5,8 @@
 
 pub mod audit;
 pub mod read;
+<<<<<<< HEAD
 pub mod service_audit;
+=======
+pub mod store;
+>>>>>>> main

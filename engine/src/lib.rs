@@ -4,5 +4,6 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod crypto;
 pub mod edf;
 pub mod store;

@@ -4,8 +4,11 @@ pub mod admin;
 pub mod audit;
 pub mod demo;
 pub mod incidents;
+pub mod ingest;
 pub mod inspect;
+pub mod read;
 pub mod serve;
+pub mod store;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +28,23 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Describe an EDF/EDF+/BDF/BDF+ file: header, signals, annotations, warnings.
     Inspect(inspect::InspectArgs),
+    /// Ingest EDF/EDF+/BDF/BDF+ files into a store (one JSON line per file).
+    Ingest(ingest::IngestArgs),
+    /// Create a store (and, by default, its key file beside it, mode 600).
+    Init(store::InitArgs),
+    /// List the recordings of a store.
+    Ls(store::LsArgs),
+    /// Read a time window of a recording (CSV, JSON or NumPy .npy on stdout).
+    Window(read::WindowArgs),
+    /// Min/max envelope of a recording at a pixel width.
+    Overview(read::OverviewArgs),
+    /// Authenticate and decode every stored byte; report every bad chunk.
+    Verify(store::VerifyArgs),
+    /// Key-encryption key management.
+    #[command(subcommand)]
+    Keys(store::KeysCommand),
+    /// Destroy a recording's data key: it can never be read again.
+    Shred(store::ShredArgs),
     /// Serve the HTTPS API.
     Serve(serve::ServeArgs),
     /// Administration: bootstrap the first administrator, access review.
@@ -40,6 +60,14 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Init(args) => store::init(args),
+        Command::Ingest(args) => ingest::run(args),
+        Command::Ls(args) => store::ls(args),
+        Command::Window(args) => read::window(args),
+        Command::Overview(args) => read::overview(args),
+        Command::Verify(args) => store::verify(args),
+        Command::Keys(cmd) => store::keys(cmd),
+        Command::Shred(args) => store::shred(args),
         Command::Serve(args) => serve::run(args),
         Command::Admin(args) => admin::run(args),
         Command::Audit(args) => audit::run(args),

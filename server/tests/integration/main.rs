@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod audit_trail;
+mod cli_store;
 mod e2e;
 mod inspect;
 mod matrix;
