@@ -5,8 +5,5 @@
 
 pub mod audit;
 pub mod read;
-<<<<<<< HEAD
 pub mod service_audit;
-=======
 pub mod store;
->>>>>>> main

@@ -18,24 +18,18 @@ enum Bench {
     Read(theta_bench::read::ReadArgs),
     /// Audit trail: appender throughput, append by batch size, `verify` on 10 million events.
     Audit(theta_bench::audit::AuditArgs),
-<<<<<<< HEAD
     /// Audit overhead on an authenticated request path and events/s through the service.
     ServiceAudit(theta_bench::service_audit::ServiceAuditArgs),
-=======
     /// Store: ingest MB/s, stored/raw, peak memory, window and overview latency (`--sweep`:
     /// chunk shapes).
     Store(theta_bench::store::StoreArgs),
->>>>>>> main
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Bench::Read(args) => theta_bench::read::run(&args),
         Bench::Audit(args) => theta_bench::audit::run(&args),
-<<<<<<< HEAD
         Bench::ServiceAudit(args) => theta_bench::service_audit::run(&args),
-=======
         Bench::Store(args) => theta_bench::store::run(&args),
->>>>>>> main
     }
 }

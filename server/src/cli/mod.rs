@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod read;
 pub mod serve;
 pub mod store;
+pub mod store_audit;
 
 use clap::{Parser, Subcommand};
 
@@ -57,7 +58,12 @@ pub enum Command {
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
-    match cli.command {
+    // Store commands are audited to the trail of `THETA_CONFIG`'s profile (see `store_audit`).
+    store_audit::run_audited(cli.command, dispatch)
+}
+
+fn dispatch(command: Command) -> i32 {
+    match command {
         Command::Demo(args) => demo::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Init(args) => store::init(args),

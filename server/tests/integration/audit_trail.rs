@@ -1109,3 +1109,145 @@ async fn json_logs_hold_no_secrets_and_no_personal_data() {
         assert!(!logs.contains(s), "{s:?} found in the logs:\n{logs}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The store commands write to THETA_CONFIG's trail: ids only, no health data.
+
+fn theta_env(args: &[&str], config: &Path) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_theta"))
+        .args(args)
+        .env("THETA_CONFIG", config)
+        .env_remove("THETA_PROFILE")
+        .env_remove("THETA_KEK")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn store_commands_are_audited_with_ids_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("theta.toml");
+    std::fs::write(
+        &cfg,
+        "profile = \"dev\"\n[profiles.dev]\ndata_dir = \"data\"\n",
+    )
+    .unwrap();
+    let store = dir.path().join("eeg");
+    let s = store.to_str().unwrap();
+    let (code, _, err) = theta_env(&["init", "--store", s, "--env", "dev"], &cfg);
+    assert_eq!(code, 0, "{err}");
+    let edf = theta_fixtures::shared_eeg_dir().join("test_utf8.edf");
+    let (code, out, err) = theta_env(
+        &[
+            "ingest",
+            "--store",
+            s,
+            "--tenant",
+            "hospital-a",
+            edf.to_str().unwrap(),
+        ],
+        &cfg,
+    );
+    assert_eq!(code, 0, "{err}");
+    let line: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let id = line["recording_id"].as_str().unwrap().to_owned();
+    assert_eq!(theta_env(&["ls", "--store", s], &cfg).0, 0);
+    let (code, _, err) = theta_env(
+        &[
+            "window",
+            "--store",
+            s,
+            "--recording",
+            &id,
+            "--start",
+            "0",
+            "--duration",
+            "1",
+            "--format",
+            "json",
+        ],
+        &cfg,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = theta_env(
+        &[
+            "window",
+            "--store",
+            s,
+            "--recording",
+            "no-such-recording",
+            "--start",
+            "0",
+            "--duration",
+            "1",
+        ],
+        &cfg,
+    );
+    assert_eq!(code, 2);
+    let (code, _, err) = theta_env(&["shred", "--store", s, "--recording", &id], &cfg);
+    assert_eq!(code, 0, "{err}");
+
+    let (code, out, err) = theta(&[
+        "audit",
+        "export",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let events: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let find = |action: &str| {
+        events
+            .iter()
+            .filter(|e| e.to_string().contains(&format!("\"{action}\"")))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(find("key.create").len(), 1, "{out}");
+    assert_eq!(find("recording.create").len(), 1, "{out}");
+    assert!(
+        find("recording.create")[0]
+            .to_string()
+            .contains("hospital-a")
+    );
+    assert_eq!(find("recording.list").len(), 1, "{out}");
+    let reads = find("recording.read_window");
+    assert_eq!(reads.len(), 2, "{out}");
+    assert!(reads[0].to_string().contains(&id) && reads[0].to_string().contains("success"));
+    assert!(
+        reads[1].to_string().contains("invalid_request"),
+        "{}",
+        reads[1]
+    );
+    assert!(find("key.shred")[0].to_string().contains(&id));
+    assert!(out.contains("cli:"), "{out}");
+    // No health data: the fixture's header fields are not in the trail.
+    let golden: Value = serde_json::from_slice(
+        &std::fs::read(theta_fixtures::shared_eeg_dir().join("test_utf8.edf.golden.json")).unwrap(),
+    )
+    .unwrap();
+    for (field, v) in golden["header"].as_object().unwrap() {
+        if field == "filetype" {
+            continue;
+        }
+        for word in v
+            .as_str()
+            .unwrap_or("")
+            .split([' ', ','])
+            .filter(|w| w.len() > 2)
+        {
+            assert!(!out.contains(word), "{field} {word:?} in the trail");
+        }
+    }
+    let (code, out, _) = theta(&["audit", "verify", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+}
