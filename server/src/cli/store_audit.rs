@@ -16,6 +16,10 @@
 //! | `keys rotate` | `key.rotate` | resource `key:store` |
 //! | `shred` | `key.shred` | recording |
 //!
+//! A `verify` that finds chunks failing authentication also opens (or updates) a P1 `integrity`
+//! incident in the profile's register; the service notifies the partner when it next runs
+//! (the webhook needs the service's runtime).
+//!
 //! Without `THETA_CONFIG` the command runs and says on stderr that it was not audited (a
 //! researcher's local store); production hosts set it in the service account's environment.
 
@@ -99,9 +103,49 @@ pub fn run_audited(command: Command, run: impl FnOnce(Command) -> i32) -> i32 {
     } else {
         event = event.outcome(Outcome::Success, None);
     }
+    if verify && code == 1 {
+        report_integrity(&settings);
+    }
     if let Err(e) = record(&settings, &event) {
         eprintln!("theta: the command ran but its audit event could not be written: {e}");
         return if code == 0 { 1 } else { code };
     }
     code
+}
+
+/// Opens or updates the P1 `integrity` incident for a failed store verification.
+fn report_integrity(settings: &Settings) {
+    use crate::incidents::{Category, Detection, IndicatorKind, Priority, register};
+    let det = Detection::new(
+        Category::Integrity,
+        Priority::P1,
+        chrono::Utc::now(),
+        "theta verify found stored chunks that fail authentication or decoding",
+    )
+    .indicator(IndicatorKind::Resource, "store");
+    let actor = crate::audit::cli_actor();
+    let r = crate::serve::open_db(settings)
+        .and_then(|db| db.call_blocking(|c| register::upsert(c, &det, &actor)));
+    match r {
+        Ok(up) => {
+            let action = if up.created {
+                AuditAction::IncidentCreate
+            } else {
+                AuditAction::IncidentUpdate
+            };
+            let e = cli_event(action).resource(ResourceKind::Incident, up.incident.id.clone());
+            if let Err(err) = record(settings, &e) {
+                eprintln!(
+                    "theta: integrity incident {} opened; not audited: {err}",
+                    up.incident.id
+                );
+            }
+            eprintln!(
+                "theta: P1 integrity incident {} (notify the partner by {})",
+                up.incident.id,
+                up.incident.deadline_at.to_rfc3339()
+            );
+        }
+        Err(e) => eprintln!("theta: the integrity incident could not be recorded: {e}"),
+    }
 }

@@ -1189,6 +1189,28 @@ fn store_commands_are_audited_with_ids_only() {
         &cfg,
     );
     assert_eq!(code, 2);
+    // A flipped byte: `theta verify` fails, audited as an integrity failure, and a P1 incident.
+    assert_eq!(theta_env(&["verify", "--store", s], &cfg).0, 0);
+    let data = store.join(format!("rec/{id}/data/00000"));
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[48 + 30] ^= 0x80;
+    std::fs::write(&data, &bytes).unwrap();
+    let (code, _, err) = theta_env(&["verify", "--store", s], &cfg);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("P1 integrity incident"), "{err}");
+    let (_, out, _) = theta(&[
+        "incidents",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--json",
+        "list",
+    ]);
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(
+        (list[0]["priority"].as_str(), list[0]["category"].as_str()),
+        (Some("P1"), Some("integrity"))
+    );
     let (code, _, err) = theta_env(&["shred", "--store", s, "--recording", &id], &cfg);
     assert_eq!(code, 0, "{err}");
 
@@ -1229,6 +1251,14 @@ fn store_commands_are_audited_with_ids_only() {
         reads[1]
     );
     assert!(find("key.shred")[0].to_string().contains(&id));
+    let maint = find("admin.maintenance");
+    assert_eq!(maint.len(), 2, "{out}");
+    assert!(
+        maint[1].to_string().contains("integrity_failure"),
+        "{}",
+        maint[1]
+    );
+    assert_eq!(find("incident.create").len(), 1, "{out}");
     assert!(out.contains("cli:"), "{out}");
     // No health data: the fixture's header fields are not in the trail.
     let golden: Value = serde_json::from_slice(
