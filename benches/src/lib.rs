@@ -4,6 +4,8 @@
 //! in the same run.
 
 pub mod audit;
+pub mod page;
 pub mod read;
+pub mod service;
 pub mod service_audit;
 pub mod store;

@@ -59,7 +59,7 @@ pub struct Latency {
 }
 
 impl Latency {
-    fn of(mut v: Vec<Duration>) -> Self {
+    pub(crate) fn of(mut v: Vec<Duration>) -> Self {
         v.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let pick = |q: f64| ms(v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1]);
@@ -141,7 +141,7 @@ fn reset_peak_rss() {
 }
 
 /// The generated EDF, cached under the same name and spec as `theta-bench read` uses.
-fn bench_file(hours: f64, channels: usize, rate: f64) -> Result<PathBuf> {
+pub(crate) fn bench_file(hours: f64, channels: usize, rate: f64) -> Result<PathBuf> {
     let dir = std::env::temp_dir().join("theta-bench");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join(format!("read-{hours}h-{channels}ch-{rate}hz-v1.edf"));
@@ -170,14 +170,14 @@ fn bench_file(hours: f64, channels: usize, rate: f64) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn warm_page_cache(path: &Path) -> Result<()> {
+pub(crate) fn warm_page_cache(path: &Path) -> Result<()> {
     let mut f = std::fs::File::open(path)?;
     std::io::copy(&mut f, &mut std::io::sink())?;
     Ok(())
 }
 
-struct Bench {
-    rt: tokio::runtime::Runtime,
+pub(crate) struct Bench {
+    pub(crate) rt: tokio::runtime::Runtime,
     dir: PathBuf,
     keyring: Arc<LocalKeyring>,
 }
@@ -189,7 +189,7 @@ impl Drop for Bench {
 }
 
 impl Bench {
-    fn new(tag: &str) -> Result<Self> {
+    pub(crate) fn new(tag: &str) -> Result<Self> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -205,7 +205,7 @@ impl Bench {
         })
     }
 
-    fn store(&self, read_ahead: bool) -> Result<Store> {
+    pub(crate) fn store(&self, read_ahead: bool) -> Result<Store> {
         let opts = StoreOptions {
             read_ahead,
             ..StoreOptions::default()
@@ -221,7 +221,7 @@ impl Bench {
     }
 
     /// Ingests; returns (seconds, stored bytes, chunks, recording id).
-    fn ingest(
+    pub(crate) fn ingest(
         &self,
         path: &Path,
         opts: IngestOptions,

@@ -5,3 +5,4 @@
 
 pub mod dsp;
 pub mod montage;
+pub mod view;

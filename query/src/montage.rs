@@ -223,39 +223,22 @@ const TEN_TEN: &[&str] = &[
     "A1", "A2", "M1", "M2",
 ];
 
-/// Old 10-20 names and their 10-10 equivalents.
-const ALIASES: &[(&str, &str)] = &[("T3", "T7"), ("T4", "T8"), ("T5", "P7"), ("T6", "P8")];
-
 /// Ear and mastoid electrodes: references, not scalp sites (left out of the average).
 const REFERENCE_SITES: &[&str] = &["A1", "A2", "M1", "M2"];
 
-/// The canonical 10-10 name of a channel label, if it names one: strips a type prefix (`EEG `),
-/// a reference suffix (`-REF`, `-LE`, `-A1`…), padding dots (`Cz..`), case, and maps the old names
-/// T3/T4/T5/T6 to T7/T8/P7/P8.
+/// The canonical 10-10 name of a channel label, if it names one electrode a montage can use.
 ///
-/// This is the one place labels are resolved; it will defer to `theta_engine::edf`'s label
-/// normalisation once that lands.
+/// Label normalisation is the engine's ([`theta_engine::edf::normalize_label`]: type prefix
+/// `EEG `/`POL `, common-reference suffix `-REF`/`-LE`/`-AVG`…, padding dots, case, old names
+/// T3/T4/T5/T6 → T7/T8/P7/P8), so the store, the viewer and montages agree on what a channel is;
+/// a label that names a derivation (`Fpz-Cz`, `O1-A1`) is not an electrode. The result is limited
+/// to the 10-10 electrodes (and A1/A2/M1/M2) montages know.
 pub fn canonical_label(raw: &str) -> Option<&'static str> {
-    let mut s = raw.trim().trim_end_matches('.').trim();
-    for prefix in ["EEG ", "EEG-", "EEG:", "EEG_"] {
-        if s.len() > prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix) {
-            s = s[prefix.len()..].trim();
-        }
-    }
-    // `FP1-REF`, `C3-LE`, `O1-A1`: keep the active electrode.
-    if let Some((active, _reference)) = s.split_once('-') {
-        s = active.trim();
-    }
-    let s = s.trim_end_matches('.');
-    let name = ALIASES
-        .iter()
-        .find(|(old, _)| old.eq_ignore_ascii_case(s))
-        .map(|(_, new)| *new)
-        .unwrap_or(s);
+    let name = theta_engine::edf::normalize_label(raw)?;
     TEN_TEN
         .iter()
         .copied()
-        .find(|c| c.eq_ignore_ascii_case(name))
+        .find(|c| c.eq_ignore_ascii_case(&name))
 }
 
 /// A derivation left out because a channel it needs is missing.

@@ -275,6 +275,16 @@ pub struct MetricsSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
+    /// Store folder (default `<data_dir>/store`). Relative paths are resolved against the
+    /// configuration file's folder.
+    pub dir: Option<PathBuf>,
+    /// Key file holding the key-encryption keys (default: `THETA_KEK` when set, else
+    /// `<data_dir>/store.keys`, created with mode 600 by the dev and test profiles).
+    pub key_file: Option<PathBuf>,
+    /// Decoded-chunk cache in MiB (default 256).
+    pub cache_mib: usize,
+    /// Largest accepted upload (EDF/BDF body) in bytes (default 4 GiB).
+    pub upload_limit_bytes: u64,
     /// A local folder, or an object-store URL (`s3://bucket/prefix`, `gs://…`, `az://…`).
     pub location: Option<String>,
     /// The object store's region (`eu-west-3`, `fr-par`, …); required for object-store URLs.
@@ -289,6 +299,10 @@ pub struct StoreSettings {
 impl Default for StoreSettings {
     fn default() -> Self {
         Self {
+            dir: None,
+            key_file: None,
+            cache_mib: 256,
+            upload_limit_bytes: 4 << 30,
             location: None,
             region: None,
             allowed_regions: DEFAULT_ALLOWED_REGIONS
@@ -559,6 +573,8 @@ impl Settings {
             &mut self.audit.signing_key,
             &mut self.audit.verify_keys,
             &mut self.metrics.token_file,
+            &mut self.store.dir,
+            &mut self.store.key_file,
         ]
         .into_iter()
         .flatten()
@@ -581,6 +597,14 @@ impl Settings {
                 fix(p);
             }
         }
+    }
+
+    /// The store folder (default `<data_dir>/store`).
+    pub fn store_dir(&self) -> PathBuf {
+        self.store
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("store"))
     }
 
     /// The profile's kind.

@@ -85,6 +85,9 @@ pub enum Error {
     /// A blocking task panicked or was cancelled.
     #[error("background task failed")]
     Task,
+    /// The recording store failed (the message names ids and places only, never content).
+    #[error("store: {0}")]
+    Store(String),
 }
 
 impl Error {
@@ -177,10 +180,10 @@ pub enum ApiError {
         /// Seconds until the lock ends (`Retry-After`).
         retry_after_secs: u64,
     },
-    /// 503: a part the request needs is unavailable (the audit trail: nothing is done unaudited).
-    #[error("service unavailable: {what}")]
+    /// 503: a part the request needs is not configured or not ready (the recording store).
+    #[error("unavailable: {what}")]
     Unavailable {
-        /// What is unavailable (no detail).
+        /// Which part.
         what: &'static str,
     },
     /// 502: an upstream (identity provider) failed.

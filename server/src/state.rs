@@ -6,6 +6,7 @@ use crate::audit::{AuditEvent, AuditSink, SinkHealth, TracingAuditSink};
 use crate::auth::oidc::OidcRegistry;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{IpNet, Settings};
+use crate::data::DataStore;
 use crate::db::Db;
 use crate::error::Result;
 use crate::incidents::Incidents;
@@ -28,6 +29,7 @@ pub struct AppState {
     metrics_token: Option<Arc<zeroize::Zeroizing<String>>>,
     limits: Arc<RateLimits>,
     incidents: Arc<Incidents>,
+    data: Option<DataStore>,
 }
 
 impl AppState {
@@ -75,6 +77,7 @@ impl AppState {
             metrics_token,
             limits: Arc::new(limits),
             incidents: Arc::new(incidents),
+            data: None,
         })
     }
 
@@ -97,6 +100,18 @@ impl AppState {
     pub fn with_audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
         self.audit = audit;
         self
+    }
+
+    /// Attaches the recording store (the data endpoints answer 503 without one).
+    #[must_use]
+    pub fn with_data(mut self, data: DataStore) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    /// The recording store, when attached.
+    pub fn data(&self) -> Option<&DataStore> {
+        self.data.as_ref()
     }
 
     /// Settings of the running profile.

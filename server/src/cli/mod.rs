@@ -37,6 +37,8 @@ pub enum Command {
     Ls(store::LsArgs),
     /// Read a time window of a recording (CSV, JSON or NumPy .npy on stdout).
     Window(read::WindowArgs),
+    /// Welch power spectral density and band powers of a span of a recording.
+    Psd(read::PsdArgs),
     /// Min/max envelope of a recording at a pixel width.
     Overview(read::OverviewArgs),
     /// Authenticate and decode every stored byte; report every bad chunk.
@@ -64,13 +66,14 @@ pub fn run(cli: Cli) -> i32 {
 
 fn dispatch(command: Command) -> i32 {
     match command {
-        Command::Demo(args) => demo::run(&args),
+        Command::Demo(args) => demo::run(args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Init(args) => store::init(args),
         Command::Ingest(args) => ingest::run(args),
         Command::Ls(args) => store::ls(args),
         Command::Window(args) => read::window(args),
         Command::Overview(args) => read::overview(args),
+        Command::Psd(args) => read::psd_cmd(args),
         Command::Verify(args) => store::verify(args),
         Command::Keys(cmd) => store::keys(cmd),
         Command::Shred(args) => store::shred(args),

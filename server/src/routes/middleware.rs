@@ -171,6 +171,8 @@ fn fill_from_params(e: &mut crate::audit::AuditEvent, route: &str, params: &[(St
         match k.as_str() {
             "tenant" | "tenant_id" => e.tenant_id = Some(v.clone()),
             "recording" | "recording_id" => e.recording_id = Some(v.clone()),
+            "aid" => e.resource = Some((ResourceKind::Annotation, v.clone())),
+            "id" if route.starts_with("/api/recordings/") => e.recording_id = Some(v.clone()),
             "id" => {
                 let kind = route
                     .split('/')
