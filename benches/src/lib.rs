@@ -11,4 +11,5 @@ pub mod page;
 pub mod peers;
 pub mod read;
 pub mod service;
+pub mod service_audit;
 pub mod store;

@@ -24,6 +24,8 @@ enum Bench {
     Read(theta_bench::read::ReadArgs),
     /// Audit trail: appender throughput, append by batch size, `verify` on 10 million events.
     Audit(theta_bench::audit::AuditArgs),
+    /// Audit overhead on an authenticated request path and events/s through the service.
+    ServiceAudit(theta_bench::service_audit::ServiceAuditArgs),
     /// Store: ingest MB/s, stored/raw, peak memory, window and overview latency (`--sweep`:
     /// chunk shapes).
     Store(theta_bench::store::StoreArgs),
@@ -39,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Codecs(args) => theta_bench::codecs::run(&args),
         Bench::Read(args) => theta_bench::read::run(&args),
         Bench::Audit(args) => theta_bench::audit::run(&args),
+        Bench::ServiceAudit(args) => theta_bench::service_audit::run(&args),
         Bench::Store(args) => theta_bench::store::run(&args),
         Bench::Page(args) => theta_bench::page::run(&args),
         Bench::Service(args) => theta_bench::service::run(&args),

@@ -248,7 +248,7 @@ async fn upload_read_annotate_round_trip() {
         "annotation.delete",
         "recording.create",
     ] {
-        assert!(events.iter().any(|e| e.action == action), "{action}");
+        assert!(events.iter().any(|e| e.action.code() == action), "{action}");
     }
     assert!(events.iter().all(|e| !format!("{e:?}").contains("pointes")));
 }
