@@ -296,6 +296,22 @@ fn missing_derivation_warns_and_is_left_out() {
     );
     assert_eq!(warnings.len(), 18 - 6);
 
+    // As recorded with a filter over every channel: the page keeps the 256 Hz channels and says
+    // which 1 Hz channels it left out.
+    let out = theta(&window_args(
+        &s,
+        &id,
+        &["--start", "0", "--duration", "4", "--highpass", "1", "--format", "json"],
+    ));
+    let v = json(&out);
+    assert_eq!(v["sample_rate"], 256.0);
+    assert_eq!(v["rows"].as_array().unwrap().len(), 24);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("channels at 1 Hz left out (a page holds one sample rate): IBI, BURSTS, SUPPR"),
+        "{stderr}"
+    );
+
     // No derivation at all: a clear error, exit 2.
     let out = theta(&window_args(
         &s,
