@@ -179,7 +179,11 @@ fn double_banana_exact_on_real_tuh_file() {
         // Exact up to the last bit of f64 rounding (the montage accumulates weighted terms).
         for (k, (g, (x, y))) in data.iter().zip(r[0].iter().zip(&r[1])).enumerate() {
             let tol = 4.0 * f64::EPSILON * (x.abs() + y.abs());
-            assert!((g - (x - y)).abs() <= tol, "{label} sample {k}: {g} vs {}", x - y);
+            assert!(
+                (g - (x - y)).abs() <= tol,
+                "{label} sample {k}: {g} vs {}",
+                x - y
+            );
         }
     }
 
@@ -301,14 +305,25 @@ fn missing_derivation_warns_and_is_left_out() {
     let out = theta(&window_args(
         &s,
         &id,
-        &["--start", "0", "--duration", "4", "--highpass", "1", "--format", "json"],
+        &[
+            "--start",
+            "0",
+            "--duration",
+            "4",
+            "--highpass",
+            "1",
+            "--format",
+            "json",
+        ],
     ));
     let v = json(&out);
     assert_eq!(v["sample_rate"], 256.0);
     assert_eq!(v["rows"].as_array().unwrap().len(), 24);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("channels at 1 Hz left out (a page holds one sample rate): IBI, BURSTS, SUPPR"),
+        stderr.contains(
+            "channels at 1 Hz left out (a page holds one sample rate): IBI, BURSTS, SUPPR"
+        ),
         "{stderr}"
     );
 
