@@ -6,4 +6,5 @@
 pub mod audit;
 pub mod page;
 pub mod read;
+pub mod service;
 pub mod store;

@@ -106,6 +106,36 @@ pub struct Settings {
     /// data folder by the dev profile, required elsewhere.
     #[serde(default)]
     pub secrets_key_file: Option<PathBuf>,
+    /// The recording store.
+    #[serde(default)]
+    pub store: StoreSettings,
+}
+
+/// Where the recordings live and how they are read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// Store folder (default `<data_dir>/store`). Relative paths are resolved against the
+    /// configuration file's folder.
+    pub dir: Option<PathBuf>,
+    /// Key file holding the key-encryption keys (default: `THETA_KEK` when set, else
+    /// `<data_dir>/store.keys`, created with mode 600 by the dev and test profiles).
+    pub key_file: Option<PathBuf>,
+    /// Decoded-chunk cache in MiB (default 256).
+    pub cache_mib: usize,
+    /// Largest accepted upload (EDF/BDF body) in bytes (default 4 GiB).
+    pub upload_limit_bytes: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            key_file: None,
+            cache_mib: 256,
+            upload_limit_bytes: 4 << 30,
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -300,6 +330,7 @@ impl Settings {
             http: HttpSettings::default(),
             oidc: Vec::new(),
             secrets_key_file: None,
+            store: StoreSettings::default(),
         }
     }
 
@@ -315,6 +346,8 @@ impl Settings {
             &mut self.tls.key,
             &mut self.tls.ca_file,
             &mut self.secrets_key_file,
+            &mut self.store.dir,
+            &mut self.store.key_file,
         ]
         .into_iter()
         .flatten()
@@ -326,6 +359,14 @@ impl Settings {
                 fix(p);
             }
         }
+    }
+
+    /// The store folder (default `<data_dir>/store`).
+    pub fn store_dir(&self) -> PathBuf {
+        self.store
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("store"))
     }
 
     /// The profile's kind.

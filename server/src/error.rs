@@ -82,6 +82,9 @@ pub enum Error {
     /// A blocking task panicked or was cancelled.
     #[error("background task failed")]
     Task,
+    /// The recording store failed (the message names ids and places only, never content).
+    #[error("store: {0}")]
+    Store(String),
 }
 
 impl Error {
@@ -161,6 +164,12 @@ pub enum ApiError {
     /// 413: the request body is larger than the configured limit.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// 503: a part the request needs is not configured or not ready (the recording store).
+    #[error("unavailable: {what}")]
+    Unavailable {
+        /// Which part.
+        what: &'static str,
+    },
     /// 502: an upstream (identity provider) failed.
     #[error("upstream failure")]
     Upstream(String),
@@ -199,6 +208,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -217,6 +227,7 @@ impl ApiError {
             ApiError::Conflict { .. } => "conflict",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Upstream(_) => "upstream",
+            ApiError::Unavailable { .. } => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -92,7 +92,8 @@ pub async fn serve(
     serve_state(state, shutdown).await
 }
 
-/// As [`serve`], with a prepared state (an injected clock or audit sink).
+/// As [`serve`], with a prepared state (an injected clock, audit sink or store); the profile's
+/// store is opened when the state has none.
 ///
 /// # Errors
 /// As [`serve`].
@@ -102,6 +103,14 @@ pub async fn serve_state(
 ) -> Result<Running> {
     let settings = state.settings().clone();
     let material = tls::load(&settings)?;
+    // The recording store opens after the TLS checks, so a misconfigured profile says so first.
+    let state = match state.data() {
+        Some(_) => state,
+        None => {
+            let data = crate::data::open_store(&settings).await?;
+            state.with_data(data)
+        }
+    };
     let config = RustlsConfig::from_config(tls::server_config(&material)?);
     let listener = std::net::TcpListener::bind(settings.listen)
         .map_err(|e| Error::io(settings.listen.to_string(), e))?;

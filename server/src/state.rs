@@ -6,6 +6,7 @@ use crate::audit::{AuditEvent, AuditSink, TracingAuditSink};
 use crate::auth::oidc::OidcRegistry;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{IpNet, Settings};
+use crate::data::DataStore;
 use crate::db::Db;
 use crate::error::Result;
 use crate::secrets::SecretKey;
@@ -21,6 +22,7 @@ pub struct AppState {
     trusted_proxies: Arc<Vec<IpNet>>,
     oidc: Arc<OidcRegistry>,
     secrets: Arc<SecretKey>,
+    data: Option<DataStore>,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
             trusted_proxies: Arc::new(trusted),
             oidc: Arc::new(oidc),
             secrets: Arc::new(secrets),
+            data: None,
         })
     }
 
@@ -56,6 +59,18 @@ impl AppState {
     pub fn with_audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
         self.audit = audit;
         self
+    }
+
+    /// Attaches the recording store (the data endpoints answer 503 without one).
+    #[must_use]
+    pub fn with_data(mut self, data: DataStore) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    /// The recording store, when attached.
+    pub fn data(&self) -> Option<&DataStore> {
+        self.data.as_ref()
     }
 
     /// Settings of the running profile.

@@ -24,6 +24,8 @@ enum Bench {
     /// The standard viewer page (double banana, 0.5–70 Hz + 50 Hz notch, 1920 px) from the
     /// encrypted store, warm and cold, against pyedflib + SciPy and MNE + SciPy.
     Page(theta_bench::page::PageArgs),
+    /// The window endpoint serving the standard page over HTTPS with 1, 16 and 200 clients.
+    Service(theta_bench::service::ServiceArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,5 +34,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Audit(args) => theta_bench::audit::run(&args),
         Bench::Store(args) => theta_bench::store::run(&args),
         Bench::Page(args) => theta_bench::page::run(&args),
+        Bench::Service(args) => theta_bench::service::run(&args),
     }
 }

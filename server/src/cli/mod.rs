@@ -54,7 +54,7 @@ pub enum Command {
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
-        Command::Demo(args) => demo::run(&args),
+        Command::Demo(args) => demo::run(args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Init(args) => store::init(args),
         Command::Ingest(args) => ingest::run(args),

@@ -3,16 +3,16 @@
 use std::fmt::Write as _;
 
 use clap::{Args, ValueEnum};
-use serde_json::json;
+
 use theta_engine::store::{
-    ChannelSelection, OverviewRequest, OverviewSource, Recording, RecordingId, SampleData, Units,
-    Window, WindowRequest,
+    ChannelSelection, OverviewRequest, Recording, RecordingId, SampleData, Units, Window,
+    WindowRequest,
 };
 
 use theta_engine::store::ErrorCategory;
 use theta_query::dsp::{FilterSpec, Phase};
 use theta_query::montage::Montage;
-use theta_query::view::{PsdView, View, ViewData, ViewError, ViewRequest, psd, read_view};
+use theta_query::view::{View, ViewData, ViewError, ViewRequest, psd, read_view};
 
 use super::store::{CliError, EXIT_OK, StoreArgs, run_async, write_stdout};
 
@@ -227,8 +227,9 @@ pub fn window(args: WindowArgs) -> i32 {
         let bytes = match args.format {
             WindowFormat::Csv => window_csv(&rec, &w).into_bytes(),
             WindowFormat::Json => {
-                let mut s = serde_json::to_string(&window_json(&rec, &w, units))
-                    .map_err(|e| CliError::failure(e.to_string()))?;
+                let mut s =
+                    serde_json::to_string(&crate::render::window_json(&rec, &w, units.into()))
+                        .map_err(|e| CliError::failure(e.to_string()))?;
                 s.push('\n');
                 s.into_bytes()
             }
@@ -252,9 +253,7 @@ pub fn window(args: WindowArgs) -> i32 {
     })
 }
 
-fn label(rec: &Recording, c: usize) -> String {
-    rec.signals()[c].label.trim().to_string()
-}
+use crate::render::label;
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -305,52 +304,6 @@ fn window_csv(rec: &Recording, w: &Window) -> String {
     out
 }
 
-fn window_json(rec: &Recording, w: &Window, units: UnitsArg) -> serde_json::Value {
-    let blocks: Vec<_> = w
-        .blocks
-        .iter()
-        .map(|b| {
-            let channels: Vec<_> = b
-                .channels
-                .iter()
-                .map(|&c| {
-                    let s = &rec.signals()[c];
-                    json!({
-                        "index": c,
-                        "label": label(rec, c),
-                        "unit": if units == UnitsArg::Physical { s.physical_dimension.trim() } else { "digital" },
-                    })
-                })
-                .collect();
-            let runs: Vec<_> = b
-                .runs
-                .iter()
-                .map(|r| json!({"column": r.column, "time": r.time}))
-                .collect();
-            let data: Vec<serde_json::Value> = match &b.data {
-                SampleData::Digital(a) => a.rows().into_iter().map(|r| json!(r.to_vec())).collect(),
-                SampleData::Physical(a) => a.rows().into_iter().map(|r| json!(r.to_vec())).collect(),
-            };
-            json!({
-                "sample_rate": b.sample_rate,
-                "samples_per_record": b.samples_per_record,
-                "first_sample": b.first_sample,
-                "samples": b.len(),
-                "channels": channels,
-                "runs": runs,
-                "data": data,
-            })
-        })
-        .collect();
-    json!({
-        "recording": w.recording.to_string(),
-        "start": w.start,
-        "duration": w.duration,
-        "units": if units == UnitsArg::Physical { "physical" } else { "digital" },
-        "blocks": blocks,
-    })
-}
-
 /// Appends a NumPy `.npy` (format 1.0, C order) of a channels x samples block.
 pub fn write_npy(out: &mut Vec<u8>, data: &SampleData) {
     let (descr, shape) = match data {
@@ -382,14 +335,6 @@ pub fn write_npy(out: &mut Vec<u8>, data: &SampleData) {
     }
 }
 
-fn finite_or_null(v: f64) -> serde_json::Value {
-    if v.is_finite() {
-        json!(v)
-    } else {
-        serde_json::Value::Null
-    }
-}
-
 /// Computes a min/max envelope and writes it to stdout.
 pub fn overview(args: OverviewArgs) -> i32 {
     run_async(async move {
@@ -399,35 +344,7 @@ pub fn overview(args: OverviewArgs) -> i32 {
         req.units = args.units.into();
         let ov = rec.overview(&req).await?;
         let out = if args.json {
-            let channels: Vec<_> = ov
-                .channels
-                .iter()
-                .enumerate()
-                .map(|(row, &c)| {
-                    let source = match ov.sources[row] {
-                        OverviewSource::Pyramid {
-                            level,
-                            bucket_samples,
-                        } => json!({"pyramid_level": level, "bucket_samples": bucket_samples}),
-                        OverviewSource::Raw => json!("raw"),
-                    };
-                    json!({
-                        "index": c,
-                        "label": label(&rec, c),
-                        "source": source,
-                        "min": ov.min.row(row).iter().map(|&v| finite_or_null(v)).collect::<Vec<_>>(),
-                        "max": ov.max.row(row).iter().map(|&v| finite_or_null(v)).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
-            let v = json!({
-                "recording": ov.recording.to_string(),
-                "start": ov.start,
-                "duration": ov.duration,
-                "width": ov.width,
-                "units": if args.units == UnitsArg::Physical { "physical" } else { "digital" },
-                "channels": channels,
-            });
+            let v = crate::render::overview_json(&rec, &ov, req.units);
             let mut s = serde_json::to_string(&v).map_err(|e| CliError::failure(e.to_string()))?;
             s.push('\n');
             s
@@ -470,7 +387,7 @@ fn processed_window(args: WindowArgs) -> i32 {
         let bytes = match args.format {
             WindowFormat::Csv => view_csv(&rec, &view).into_bytes(),
             WindowFormat::Json => {
-                let mut s = serde_json::to_string(&view_json(&view))
+                let mut s = serde_json::to_string(&crate::render::view_json(&view))
                     .map_err(|e| CliError::failure(e.to_string()))?;
                 s.push('\n');
                 s.into_bytes()
@@ -550,84 +467,6 @@ fn view_csv(rec: &Recording, v: &View) -> String {
     out
 }
 
-/// The JSON form of a page (also what the service can return).
-pub fn view_json(v: &View) -> serde_json::Value {
-    let rows: Vec<serde_json::Value> = match &v.data {
-        ViewData::Samples(a) => v
-            .labels
-            .iter()
-            .zip(a.rows())
-            .map(|(l, r)| json!({"label": l, "data": r.to_vec()}))
-            .collect(),
-        ViewData::MinMax { min, max } => v
-            .labels
-            .iter()
-            .zip(min.rows().into_iter().zip(max.rows()))
-            .map(|(l, (lo, hi))| {
-                json!({
-                    "label": l,
-                    "min": lo.iter().map(|&x| finite_or_null(x)).collect::<Vec<_>>(),
-                    "max": hi.iter().map(|&x| finite_or_null(x)).collect::<Vec<_>>(),
-                })
-            })
-            .collect(),
-    };
-    json!({
-        "recording": v.recording.to_string(),
-        "montage": v.montage,
-        "sample_rate": v.sample_rate,
-        "start": v.start,
-        "first_sample": v.first_sample,
-        "samples": v.samples,
-        "unit": v.unit,
-        "kind": if matches!(v.data, ViewData::Samples(_)) { "samples" } else { "minmax" },
-        "padding": [v.padding.0, v.padding.1],
-        "channels": v.channels,
-        "rows": rows,
-        "warnings": v.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
-    })
-}
-
-/// The JSON form of spectra.
-pub fn psd_json(p: &PsdView) -> serde_json::Value {
-    let channels: Vec<_> = p
-        .channels
-        .iter()
-        .map(|c| {
-            let bands: serde_json::Map<String, serde_json::Value> = c
-                .bands
-                .names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| {
-                    (
-                        n.clone(),
-                        json!({"absolute": c.bands.absolute[i], "relative": c.bands.relative[i]}),
-                    )
-                })
-                .collect();
-            json!({
-                "index": c.index,
-                "label": c.label,
-                "unit": c.unit,
-                "sample_rate": c.sample_rate,
-                "samples": c.samples,
-                "nperseg": c.nperseg,
-                "freqs": c.freqs,
-                "density": c.density,
-                "bands": bands,
-            })
-        })
-        .collect();
-    json!({
-        "recording": p.recording.to_string(),
-        "start": p.start,
-        "duration": p.duration,
-        "scaling": "density",
-        "channels": channels,
-    })
-}
-
 /// Welch spectra and band powers of a span, on stdout.
 pub fn psd_cmd(args: PsdArgs) -> i32 {
     run_async(async move {
@@ -642,7 +481,7 @@ pub fn psd_cmd(args: PsdArgs) -> i32 {
         .await
         .map_err(view_error)?;
         let out = if args.json {
-            let mut s = serde_json::to_string(&psd_json(&p))
+            let mut s = serde_json::to_string(&crate::render::psd_json(&p))
                 .map_err(|e| CliError::failure(e.to_string()))?;
             s.push('\n');
             s

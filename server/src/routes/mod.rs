@@ -10,6 +10,8 @@ pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod health;
 pub(crate) mod oidc;
+pub(crate) mod recordings;
+pub(crate) mod viewer;
 
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use tower::limit::ConcurrencyLimitLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -36,6 +38,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/auth/mfa/verify"),
     ("POST", "/api/auth/logout"),
     ("POST", "/api/auth/password"),
+    ("GET", "/api/auth/oidc"),
     ("GET", "/api/auth/oidc/{provider}/login"),
     ("GET", "/api/auth/oidc/{provider}/callback"),
     ("GET", "/api/me"),
@@ -52,6 +55,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/tenants"),
     ("POST", "/api/tenants"),
     ("GET", "/api/access-review"),
+    ("GET", "/api/recordings"),
+    ("POST", "/api/tenants/{tenant_id}/recordings"),
+    ("GET", "/api/recordings/{id}"),
+    ("GET", "/api/recordings/{id}/window"),
+    ("GET", "/api/recordings/{id}/overview"),
+    ("GET", "/api/recordings/{id}/psd"),
+    ("GET", "/api/recordings/{id}/annotations"),
+    ("POST", "/api/recordings/{id}/annotations"),
+    ("GET", "/api/recordings/{id}/annotations/history"),
+    ("PATCH", "/api/recordings/{id}/annotations/{aid}"),
+    ("DELETE", "/api/recordings/{id}/annotations/{aid}"),
 ];
 
 /// The application: routes, state and tower layers (trace, time-out, concurrency limit, body
@@ -65,7 +79,22 @@ pub fn router(state: AppState) -> Router {
     .unwrap_or(HeaderValue::from_static(
         "max-age=31536000; includeSubDomains",
     ));
+    // Uploads stream to disk under their own size limit (`[store] upload_limit_bytes`, checked
+    // while streaming) and time-out; every other route keeps the small JSON body limit.
+    let uploads = Router::new()
+        .route(
+            "/api/tenants/{tenant_id}/recordings",
+            post(recordings::upload),
+        )
+        .layer(DefaultBodyLimit::disable())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(s.http.request_timeout_secs.max(3600)),
+        ));
     Router::new()
+        .route("/", get(viewer::index))
+        .route("/viewer/viewer.js", get(viewer::script))
+        .route("/viewer/viewer.css", get(viewer::style))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/openapi.yaml", get(health::openapi))
@@ -75,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/auth/mfa/verify", post(auth::mfa_verify))
         .route("/api/auth/logout", post(auth::logout))
         .route("/api/auth/password", post(auth::password_change))
+        .route("/api/auth/oidc", get(oidc::providers))
         .route("/api/auth/oidc/{provider}/login", get(oidc::login))
         .route("/api/auth/oidc/{provider}/callback", get(oidc::callback))
         .route("/api/me", get(auth::me))
@@ -86,14 +116,32 @@ pub fn router(state: AppState) -> Router {
         .route("/api/name-exceptions", get(admin::list_name_exceptions).post(admin::add_name_exception))
         .route("/api/tenants", get(admin::list_tenants).post(admin::create_tenant))
         .route("/api/access-review", get(admin::access_review))
-        .with_state(state)
+        .route("/api/recordings", get(recordings::list))
+        .route("/api/recordings/{id}", get(recordings::metadata))
+        .route("/api/recordings/{id}/window", get(recordings::window))
+        .route("/api/recordings/{id}/overview", get(recordings::overview))
+        .route("/api/recordings/{id}/psd", get(recordings::psd))
+        .route(
+            "/api/recordings/{id}/annotations",
+            get(recordings::annotations).post(recordings::add_annotation),
+        )
+        .route(
+            "/api/recordings/{id}/annotations/history",
+            get(recordings::annotation_history),
+        )
+        .route(
+            "/api/recordings/{id}/annotations/{aid}",
+            patch(recordings::edit_annotation).delete(recordings::delete_annotation),
+        )
         .layer(DefaultBodyLimit::max(s.http.body_limit_bytes))
         .layer(RequestBodyLimitLayer::new(s.http.body_limit_bytes))
-        .layer(ConcurrencyLimitLayer::new(s.http.max_concurrent_requests))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(s.http.request_timeout_secs),
         ))
+        .merge(uploads)
+        .with_state(state)
+        .layer(ConcurrencyLimitLayer::new(s.http.max_concurrent_requests))
         // Spans carry method and path only: query strings may hold OIDC codes and states.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())

@@ -205,10 +205,25 @@ pub(crate) async fn callback(
         state.audit(l);
     }
     let mut resp = open_session(&state, &info, &acc, None, "oidc").await?;
-    // Browsers land on the application; API clients read the JSON body.
     resp.headers_mut().append(
         header::SET_COOKIE,
         HeaderValue::from_str(&session::oidc_cookie("", 0)).map_err(|_| Error::Task)?,
     );
+    // Browsers land on the viewer (the session cookies are set on this answer); API clients
+    // read the JSON body.
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html {
+        *resp.status_mut() = axum::http::StatusCode::SEE_OTHER;
+        resp.headers_mut()
+            .insert(header::LOCATION, HeaderValue::from_static("/"));
+    }
     Ok(resp)
+}
+
+/// The configured identity providers (names), for the login page.
+pub(crate) async fn providers(State(state): State<AppState>) -> axum::Json<Vec<String>> {
+    axum::Json(state.oidc().names())
 }

@@ -1,6 +1,5 @@
-//! `theta inspect` and `theta demo`, run as the real binary on real files.
+//! `theta inspect`, run as the real binary on real files.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -188,30 +187,4 @@ fn text_output_summarises() {
         "{text}"
     );
     assert!(text.contains("format          EDF"));
-}
-
-#[test]
-fn demo_generates_and_inspects_a_recording() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = theta(&[
-        "demo",
-        "--dir",
-        &dir.path().to_string_lossy(),
-        "--minutes",
-        "1",
-        "--json",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(j["format"], "EDF+C");
-    assert_eq!(j["n_records"], 60);
-    assert_eq!(j["signals"].as_array().unwrap().len(), 21);
-    assert_eq!(j["signals"][0]["normalized_label"], "Fp1");
-    assert_eq!(j["annotations"].as_array().unwrap().len(), 5);
-    assert!(Path::new(&dir.path().join("demo-routine-eeg.edf")).exists());
 }

@@ -11,3 +11,5 @@ mod e2e;
 mod inspect;
 mod matrix;
 mod oidc;
+mod recordings;
+mod viewer;

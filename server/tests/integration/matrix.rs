@@ -187,24 +187,118 @@ const ENDPOINTS: &[Endpoint] = &[
         ok: StatusCode::OK,
         allowed: ["Y", "N", "N", "N", "Y"],
     },
-    // Phase 2 (store): recordings list/upload ({tenant}), metadata/window/overview/PSD/annotations
-    // ({tenant}/{recording}) add their rows here, for example
-    //   Endpoint { method: Method::GET, path: "/api/tenants/{tenant}/recordings/{recording}/window",
-    //              body: None, scopes: REC, ok: StatusCode::OK,
-    //              allowed: ["NNN", "YYN", "YNN", "NNN", "NNN"] },
-    // with REC = &[Scope::Assigned, Scope::NotAssigned, Scope::OtherTenant] (the fixture then
-    // needs those recordings in the store).
+    // Data endpoints: real recordings in the store (see `fixture`).
+    Endpoint {
+        method: Method::GET,
+        path: "/api/recordings",
+        body: None,
+        scopes: NS,
+        ok: StatusCode::OK,
+        allowed: ["N", "Y", "Y", "N", "N"],
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/recordings?tenant={tenant}",
+        body: None,
+        scopes: TEN,
+        ok: StatusCode::OK,
+        allowed: ["NN", "YN", "YN", "NN", "NN"],
+    },
+    Endpoint {
+        // A JSON body is not an EDF file: authorised callers get 400, nothing is stored.
+        method: Method::POST,
+        path: "/api/tenants/{tenant}/recordings",
+        body: Some(r#"{"not":"edf"}"#),
+        scopes: TEN,
+        ok: StatusCode::BAD_REQUEST,
+        allowed: ["NN", "YN", "NN", "NN", "NN"],
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/recordings/{recording}",
+        body: None,
+        scopes: REC,
+        ok: StatusCode::OK,
+        allowed: ["NNN", "YYN", "YNN", "NNN", "NNN"],
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/recordings/{recording}/window?start=1&duration=2&channels=0,1",
+        body: None,
+        scopes: REC,
+        ok: StatusCode::OK,
+        allowed: ["NNN", "YYN", "YNN", "NNN", "NNN"],
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/recordings/{recording}/overview?width=50",
+        body: None,
+        scopes: REC,
+        ok: StatusCode::OK,
+        allowed: ["NNN", "YYN", "YNN", "NNN", "NNN"],
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/recordings/{recording}/annotations",
+        body: None,
+        scopes: REC,
+        ok: StatusCode::OK,
+        allowed: ["NNN", "YYN", "YNN", "NNN", "NNN"],
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/recordings/{recording}/annotations/history",
+        body: None,
+        scopes: REC,
+        ok: StatusCode::OK,
+        allowed: ["NNN", "YYN", "YNN", "NNN", "NNN"],
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/recordings/{recording}/annotations",
+        body: Some(r#"{"onset":1.5,"duration":2.0,"text":"spike {u}"}"#),
+        scopes: REC,
+        ok: StatusCode::CREATED,
+        allowed: ["NNN", "NNN", "YNN", "NNN", "NNN"],
+    },
+    Endpoint {
+        // Annotation 999 does not exist: authorised callers get 404.
+        method: Method::PATCH,
+        path: "/api/recordings/{recording}/annotations/999",
+        body: Some(r#"{"onset":1.0,"text":"edited"}"#),
+        scopes: REC,
+        ok: StatusCode::NOT_FOUND,
+        allowed: ["NNN", "NNN", "YNN", "NNN", "NNN"],
+    },
+    Endpoint {
+        method: Method::DELETE,
+        path: "/api/recordings/{recording}/annotations/999",
+        body: None,
+        scopes: REC,
+        ok: StatusCode::NOT_FOUND,
+        allowed: ["NNN", "NNN", "YNN", "NNN", "NNN"],
+    },
 ];
+
+const TEN: &[Scope] = &[Scope::OwnTenant, Scope::OtherTenant];
+const REC: &[Scope] = &[Scope::Assigned, Scope::NotAssigned, Scope::OtherTenant];
 
 struct Fixture {
     users: Vec<(Role, User)>,
     target: String,
     tech: String,
+    /// Store ids of the assigned, unassigned and other-tenant recordings.
+    recordings: [String; 3],
 }
 
-fn fixture(app: &TestApp) -> Fixture {
+async fn fixture(app: &TestApp) -> Fixture {
     app.add_tenant(OWN);
     app.add_tenant(OTHER);
+    let recordings = [
+        app.ingest_synth(OWN, 8.0, 1).await,
+        app.ingest_synth(OWN, 8.0, 2).await,
+        app.ingest_synth(OTHER, 8.0, 3).await,
+    ];
     let users: Vec<(Role, User)> = ROLES
         .iter()
         .map(|&r| {
@@ -221,6 +315,7 @@ fn fixture(app: &TestApp) -> Fixture {
         .unwrap()
         .1;
     let (id, now) = (interp.id.clone(), app.clock_now());
+    let assigned = recordings[0].clone();
     app.db()
         .call_blocking(|c| {
             accounts::add_grant(
@@ -228,7 +323,7 @@ fn fixture(app: &TestApp) -> Fixture {
                 &id,
                 &GrantScope::Recording {
                     tenant_id: OWN.into(),
-                    recording_id: REC_ASSIGNED.into(),
+                    recording_id: assigned,
                 },
                 None,
                 now,
@@ -241,15 +336,15 @@ fn fixture(app: &TestApp) -> Fixture {
         users,
         target,
         tech,
+        recordings,
     }
 }
 
 fn fill(t: &str, f: &Fixture, u: usize, scope: Scope) -> String {
     let (tenant, recording) = match scope {
-        Scope::OtherTenant => (OTHER, REC_OTHER),
-        Scope::Assigned => (OWN, REC_ASSIGNED),
-        Scope::NotAssigned => (OWN, REC_UNASSIGNED),
-        Scope::OwnTenant | Scope::Unscoped => (OWN, REC_UNASSIGNED),
+        Scope::OtherTenant => (OTHER, &f.recordings[2]),
+        Scope::Assigned => (OWN, &f.recordings[0]),
+        Scope::NotAssigned | Scope::OwnTenant | Scope::Unscoped => (OWN, &f.recordings[1]),
     };
     t.replace("{target}", &f.target)
         .replace("{tech}", &f.tech)
@@ -260,7 +355,7 @@ fn fill(t: &str, f: &Fixture, u: usize, scope: Scope) -> String {
 
 /// Walks the endpoint table with every role; returns the number of checks.
 async fn walk_endpoints(app: &TestApp) -> usize {
-    let f = fixture(app);
+    let f = fixture(app).await;
     let mut sessions = Vec::new();
     for (role, user) in &f.users {
         sessions.push((*role, app.login(user).await));
@@ -330,7 +425,7 @@ async fn walk_endpoints(app: &TestApp) -> usize {
 
 #[tokio::test]
 async fn endpoint_matrix_in_process() {
-    let app = TestApp::new();
+    let app = TestApp::new().with_data().await;
     let n = walk_endpoints(&app).await;
     assert_eq!(
         n,
@@ -358,7 +453,7 @@ async fn endpoint_matrix_in_process() {
 
 #[tokio::test]
 async fn endpoint_matrix_over_tls() {
-    let app = TestApp::new().serve_tls().await;
+    let app = TestApp::new().with_data().await.serve_tls().await;
     walk_endpoints(&app).await;
 }
 

@@ -117,6 +117,50 @@ impl TestApp {
         self
     }
 
+    /// Attaches a recording store (in the test's data folder) to the app.
+    pub(crate) async fn with_data(mut self) -> TestApp {
+        let data = theta_server::data::open_store(self.state.settings())
+            .await
+            .unwrap();
+        self.state = self.state.clone().with_data(data);
+        self.router = router(self.state.clone());
+        self
+    }
+
+    /// Ingests a generated EDF+ recording (`seconds` long, 21 channels at 256 Hz) into
+    /// `tenant`; returns its id.
+    pub(crate) async fn ingest_synth(&self, tenant: &str, seconds: f64, seed: u64) -> String {
+        let path = self.dir.path().join(format!("synth-{seed}.edf"));
+        let spec = theta_fixtures::SynthSpec {
+            seed,
+            n_channels: 21,
+            duration: seconds,
+            ..theta_fixtures::SynthSpec::default()
+        };
+        theta_fixtures::write_synth_file(&spec, &path).unwrap();
+        self.ingest_file(tenant, &path).await
+    }
+
+    /// Ingests an EDF/BDF file into `tenant`; returns its id.
+    pub(crate) async fn ingest_file(&self, tenant: &str, path: &std::path::Path) -> String {
+        let src = theta_engine::store::EdfSource::open(path, Default::default()).unwrap();
+        let report = self
+            .state
+            .data()
+            .expect("with_data first")
+            .store()
+            .ingest(
+                src,
+                theta_engine::store::IngestOptions {
+                    tenant: theta_engine::store::TenantId::new(tenant).unwrap(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        report.recording.to_string()
+    }
+
     pub(crate) fn base_url(&self) -> String {
         let (r, _) = self.tls.as_ref().expect("serve_tls first");
         format!("https://{}", r.addr())

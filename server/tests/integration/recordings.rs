@@ -1,0 +1,477 @@
+//! Data endpoints on a real store: upload of a real EDF file, window equal to the CLI's, Arrow
+//! IPC, overview, annotations with history, refusals, and the demo command.
+
+use std::process::Command;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use serde_json::{Value, json};
+use theta_server::accounts::{self, GrantScope, Role};
+
+use crate::support::*;
+
+fn upload_req(tenant: &str, token: &str, body: Vec<u8>) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri(format!("/api/tenants/{tenant}/recordings"))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn theta(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_theta"))
+        .args(args)
+        .env_remove("THETA_KEK")
+        .output()
+        .expect("run theta");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn grant(app: &TestApp, user: &User, tenant: &str, recording: &str) {
+    let (id, now) = (user.id.clone(), app.clock_now());
+    let scope = GrantScope::Recording {
+        tenant_id: tenant.into(),
+        recording_id: recording.into(),
+    };
+    app.db()
+        .call_blocking(|c| accounts::add_grant(c, &id, &scope, None, now))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn upload_read_annotate_round_trip() {
+    let app = TestApp::new().with_data().await;
+    app.add_tenant("chu-a");
+    let tech = app.add_user("ltechnicienne", Role::Technician, Some("chu-a"));
+    let interp = app.add_user("mlecteur", Role::Interpreter, Some("chu-a"));
+    let ts = app.login(&tech).await;
+    let is = app.login(&interp).await;
+
+    // Upload a real TUH recording, streamed into the store.
+    let file = theta_fixtures::shared_eeg_dir().join("00009578_s006_t001.edf");
+    let bytes = std::fs::read(&file).unwrap();
+    let (s, _, v) = app
+        .send(upload_req("chu-a", &ts.token, bytes.clone()))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["recording_id"].as_str().unwrap().to_owned();
+    assert_eq!(v["raw_bytes"], bytes.len());
+    assert!(v["signals"].as_u64().unwrap() > 20);
+    // The spool file is gone.
+    let spool = app.dir.path().join("uploads");
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+
+    // Not assigned yet: the interpreter neither sees nor reads it.
+    let (s, _, v) = app
+        .send(req(Method::GET, "/api/recordings", Some(&is.token), None))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v.as_array().unwrap().len(), 0, "{v}");
+    let win = format!("/api/recordings/{id}/window?start=2&duration=3&units=physical");
+    let (s, _, _) = app
+        .send(req(Method::GET, &win, Some(&is.token), None))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    grant(&app, &interp, "chu-a", &id);
+    let (_, _, v) = app
+        .send(req(Method::GET, "/api/recordings", Some(&is.token), None))
+        .await;
+    assert_eq!(v[0]["id"], id.as_str(), "{v}");
+    let (s, _, meta) = app
+        .send(req(
+            Method::GET,
+            &format!("/api/recordings/{id}"),
+            Some(&is.token),
+            None,
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(meta["signals"][0]["label"], "EEG FP1-REF");
+
+    // The window equals the command line's on the same store.
+    let (s, _, api) = app
+        .send(req(Method::GET, &win, Some(&is.token), None))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{api}");
+    let store = app.dir.path().join("store");
+    let keys = app.dir.path().join("store.keys");
+    let cli: Value = serde_json::from_str(&theta(&[
+        "window",
+        "--store",
+        store.to_str().unwrap(),
+        "--keyring",
+        keys.to_str().unwrap(),
+        "--recording",
+        &id,
+        "--start",
+        "2",
+        "--duration",
+        "3",
+        "--units",
+        "physical",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(api, cli);
+
+    // Arrow IPC: time + one column per channel, the same values as the JSON.
+    let arrow_req = Request::builder()
+        .uri(format!("{win}&channels=EEG%20FP1-REF,EEG%20CZ-REF"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", is.token))
+        .header(header::ACCEPT, "application/vnd.apache.arrow.stream")
+        .body(Body::empty())
+        .unwrap();
+    let resp = tower::ServiceExt::oneshot(app.router.clone(), arrow_req)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    let reader =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(body.to_vec()), None)
+            .unwrap();
+    let batches: Vec<_> = reader.map(Result::unwrap).collect();
+    let b = &batches[0];
+    assert_eq!(b.num_columns(), 3);
+    assert_eq!(b.schema().field(1).name(), "EEG FP1-REF");
+    let fp1 = b
+        .column(1)
+        .as_any()
+        .downcast_ref::<arrow::array::Float64Array>()
+        .unwrap();
+    let json_fp1 = api["blocks"][0]["data"][0].as_array().unwrap();
+    assert_eq!(fp1.len(), json_fp1.len());
+    // serde_json parses decimals to within one ulp; the Arrow column is the stored value.
+    for (a, j) in fp1.values().iter().zip(json_fp1) {
+        let j = j.as_f64().unwrap();
+        assert!((a - j).abs() <= 1e-12 * a.abs().max(1.0), "{a} vs {j}");
+    }
+
+    // Overview of the whole recording at 200 px.
+    let (s, _, ov) = app
+        .send(req(
+            Method::GET,
+            &format!("/api/recordings/{id}/overview?width=200&channels=0,1"),
+            Some(&is.token),
+            None,
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{ov}");
+    assert_eq!(ov["channels"].as_array().unwrap().len(), 2);
+    assert_eq!(ov["channels"][0]["min"].as_array().unwrap().len(), 200);
+
+    // Annotations: add, edit, delete; the history keeps every version with its author.
+    let ann = format!("/api/recordings/{id}/annotations");
+    let (s, _, a) = app
+        .send(req(
+            Method::POST,
+            &ann,
+            Some(&is.token),
+            Some(json!({"onset": 12.5, "duration": 2.0, "text": "pointes-ondes"})),
+        ))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    assert_eq!(a["created_by"], "mlecteur");
+    let aid = a["id"].as_u64().unwrap();
+    let (s, _, e) = app
+        .send(req(
+            Method::PATCH,
+            &format!("{ann}/{aid}"),
+            Some(&is.token),
+            Some(json!({"onset": 12.0, "duration": 3.0, "text": "pointes-ondes 3 Hz"})),
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    assert_eq!(e["version"], 2);
+    let (s, _, list) = app
+        .send(req(Method::GET, &ann, Some(&is.token), None))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["annotation"]["text"] == "pointes-ondes 3 Hz")
+    );
+    // Technicians do not annotate.
+    let (s, _, _) = app
+        .send(req(
+            Method::POST,
+            &ann,
+            Some(&ts.token),
+            Some(json!({"onset": 1.0, "text": "x"})),
+        ))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = app
+        .send(req(
+            Method::DELETE,
+            &format!("{ann}/{aid}"),
+            Some(&is.token),
+            None,
+        ))
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, _, hist) = app
+        .send(req(
+            Method::GET,
+            &format!("{ann}/history"),
+            Some(&is.token),
+            None,
+        ))
+        .await;
+    let mine: Vec<&Value> = hist
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["id"] == aid)
+        .collect();
+    let changes: Vec<&str> = mine.iter().map(|h| h["change"].as_str().unwrap()).collect();
+    assert_eq!(changes, ["added", "edited", "deleted"]);
+    assert!(mine.iter().all(|h| h["author"] == "mlecteur"));
+
+    // Every read and change was audited, with ids only.
+    let events = app.audit.events();
+    for action in [
+        "annotation.create",
+        "annotation.update",
+        "annotation.delete",
+        "recording.create",
+    ] {
+        assert!(events.iter().any(|e| e.action == action), "{action}");
+    }
+    assert!(events.iter().all(|e| !format!("{e:?}").contains("pointes")));
+}
+
+#[tokio::test]
+async fn bad_uploads_and_requests_are_refused_and_store_nothing() {
+    let app = TestApp::new().with_data().await;
+    app.add_tenant("chu-a");
+    let tech = app.add_user("ltechnicienne", Role::Technician, Some("chu-a"));
+    let ts = app.login(&tech).await;
+    // Garbage, a truncated real file, and an empty body.
+    let real = std::fs::read(theta_fixtures::shared_eeg_dir().join("test_utf8.edf")).unwrap();
+    for body in [
+        b"0       garbage".to_vec(),
+        real[..real.len() / 2].to_vec(),
+        Vec::new(),
+    ] {
+        let (s, _, v) = app.send(upload_req("chu-a", &ts.token, body)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(v["field"], "body", "{v}");
+    }
+    let (_, _, list) = app
+        .send(req(Method::GET, "/api/recordings", Some(&ts.token), None))
+        .await;
+    assert_eq!(list, json!([]));
+    assert_eq!(
+        std::fs::read_dir(app.dir.path().join("uploads"))
+            .unwrap()
+            .count(),
+        0
+    );
+
+    // Too large for the configured limit: 413 before anything is stored.
+    let small = TestApp::with_settings(|s| s.store.upload_limit_bytes = 1000)
+        .with_data()
+        .await;
+    small.add_tenant("chu-a");
+    let t2 = small.add_user("ltechnicienne", Role::Technician, Some("chu-a"));
+    let s2 = small.login(&t2).await;
+    let (s, _, _) = small
+        .send(upload_req("chu-a", &s2.token, real.clone()))
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // A good upload, then bad window requests: clear 400s naming the problem.
+    let (s, _, v) = app.send(upload_req("chu-a", &ts.token, real)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["recording_id"].as_str().unwrap();
+    for q in [
+        "start=-5&duration=1",
+        "start=0&duration=0",
+        "start=0&duration=1&channels=NoSuchChannel",
+        "start=0&duration=1&units=volts",
+    ] {
+        let (s, _, v) = app
+            .send(req(
+                Method::GET,
+                &format!("/api/recordings/{id}/window?{q}"),
+                Some(&ts.token),
+                None,
+            ))
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {v}");
+    }
+    let (s, _, _) = app
+        .send(req(
+            Method::GET,
+            "/api/recordings/00000000000000000000000000000000/window?start=0&duration=1",
+            Some(&ts.token),
+            None,
+        ))
+        .await;
+    assert!(
+        s == StatusCode::NOT_FOUND || s == StatusCode::BAD_REQUEST,
+        "{s}"
+    );
+}
+
+#[test]
+fn demo_prepares_store_accounts_and_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let first: Value = serde_json::from_str(&theta(&[
+        "demo",
+        "--dir",
+        d,
+        "--hours",
+        "0.05",
+        "--no-serve",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(first["username"], "cmartin");
+    assert!(
+        first["otpauth"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    assert_eq!(first["recordings"].as_array().unwrap().len(), 2);
+    // The store is readable with the printed key file, and holds both recordings.
+    let ls = theta(&[
+        "ls",
+        "--store",
+        &format!("{d}/store"),
+        "--keyring",
+        &format!("{d}/store.keys"),
+    ]);
+    for r in first["recordings"].as_array().unwrap() {
+        assert!(ls.contains(r.as_str().unwrap()), "{ls}");
+    }
+    // A second run keeps the recordings and renews the credentials.
+    let second: Value = serde_json::from_str(&theta(&[
+        "demo",
+        "--dir",
+        d,
+        "--hours",
+        "0.05",
+        "--no-serve",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(second["recordings"], first["recordings"]);
+    assert_ne!(second["password"], first["password"]);
+}
+
+#[tokio::test]
+async fn demo_serves_and_its_printed_credentials_work() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_theta"))
+        .args([
+            "demo",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--hours",
+            "0.05",
+            "--json",
+        ])
+        .args(["--listen", &listen])
+        .env_remove("THETA_KEK")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let creds: Value = serde_json::from_str(&line).unwrap();
+    let cert = std::fs::read(dir.path().join("tls/dev-cert.pem")).unwrap();
+    let client = theta_server::http_client::HttpsClient::new(
+        theta_server::http_client::roots_from_pem(&cert).unwrap(),
+    );
+    let post = |path: &str, body: Value| {
+        http::Request::post(format!("https://{listen}{path}"))
+            .header("content-type", "application/json")
+            .body(body.to_string().into_bytes())
+            .unwrap()
+    };
+    // The server may still be binding: retry the first request briefly.
+    let mut first = None;
+    for _ in 0..100 {
+        let r = client
+            .send(post(
+                "/api/auth/login",
+                json!({"username": creds["username"], "password": creds["password"]}),
+            ))
+            .await;
+        if let Ok(r) = r {
+            first = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = first.expect("the demo serves");
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = serde_json::from_slice(r.body()).unwrap();
+    let secret = creds["totp_secret"].as_str().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = theta_server::auth::totp::code_at(secret, now).unwrap();
+    let r = client
+        .send(post(
+            "/api/auth/mfa/verify",
+            json!({"mfa_token": v["mfa_token"], "code": code}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let token = serde_json::from_slice::<Value>(r.body()).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = client
+        .send(
+            http::Request::get(format!("https://{listen}/api/recordings"))
+                .header("authorization", format!("Bearer {token}"))
+                .body(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let list: Value = serde_json::from_slice(r.body()).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    // The viewer is served at the root.
+    let r = client
+        .send(
+            http::Request::get(format!("https://{listen}/"))
+                .body(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(r.body()).contains("viewer.js"));
+    let _ = child.kill();
+    let _ = child.wait();
+}
