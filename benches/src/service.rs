@@ -205,8 +205,16 @@ async fn run_async(args: &ServiceArgs) -> Result<ServiceReport> {
     warm_page_cache(&path)?;
     let dir = tempfile::tempdir()?;
     let mut settings = Settings::for_kind(ProfileKind::Dev, dir.path());
-    // Benchmark clients all come from 127.0.0.1: lift the request ceiling above them.
+    // Benchmark clients all come from 127.0.0.1 and share one account: lift the request
+    // ceiling and the per-address / per-account rate limits above them (the limits themselves
+    // are tested in the server's audit_trail tests).
     settings.http.max_concurrent_requests = 1024;
+    let open = theta_server::config::RateSettings {
+        per_second: 1e6,
+        burst: 1_000_000,
+    };
+    settings.http.rate_per_address = open;
+    settings.http.rate_per_account = open;
     let db = theta_server::serve::open_db(&settings)?;
     let data = theta_server::data::open_store(&settings).await?;
     eprintln!("ingesting {} …", path.display());
