@@ -441,6 +441,22 @@ impl WindowQuery {
     }
 }
 
+/// A failed read: stored bytes that fail authentication or parsing open (or update) a P1
+/// integrity incident naming the recording and the place — ids only — before the 500.
+fn read_failure(state: &AppState, rec: &Recording, e: ViewError) -> ApiError {
+    if e.category() == theta_engine::store::ErrorCategory::Corruption {
+        let id = rec.id().to_string();
+        state.incidents().report_integrity(
+            state,
+            Some(rec.tenant().as_str()),
+            Some(&id),
+            &format!("recording:{id}"),
+            &e.to_string(),
+        );
+    }
+    view_error(e)
+}
+
 fn view_error(e: ViewError) -> ApiError {
     match e {
         ViewError::Store(e) => store_error(e),
@@ -472,7 +488,7 @@ pub(crate) async fn window(
         }
         let v = read_view(&rec, &q.view_request()?)
             .await
-            .map_err(view_error)?;
+            .map_err(|e| read_failure(&state, &rec, e))?;
         return if arrow {
             let bytes = blocking(move || render::view_arrow(&v)).await?;
             Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], bytes).into_response())
@@ -484,7 +500,10 @@ pub(crate) async fn window(
     let req = WindowRequest::new(q.start, q.duration)
         .channels(ChannelSelection::parse(q.channels.as_deref().unwrap_or("")))
         .units(units);
-    let w = rec.window(&req).await.map_err(store_error)?;
+    let w = rec
+        .window(&req)
+        .await
+        .map_err(|e| read_failure(&state, &rec, ViewError::Store(e)))?;
     if arrow {
         let bytes = blocking(move || render::window_arrow(&rec, &w)).await?;
         Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], bytes).into_response())
@@ -525,7 +544,7 @@ pub(crate) async fn psd(
     let sel = ChannelSelection::parse(q.channels.as_deref().unwrap_or(""));
     let p = theta_query::view::psd(&rec, q.start, q.duration, &sel, q.nperseg)
         .await
-        .map_err(view_error)?;
+        .map_err(|e| read_failure(&state, &rec, e))?;
     json_response(move || render::psd_json(&p)).await
 }
 
@@ -557,7 +576,10 @@ pub(crate) async fn overview(
     let mut req = OverviewRequest::new(start, duration, q.width);
     req.channels = ChannelSelection::parse(q.channels.as_deref().unwrap_or(""));
     req.units = units(q.units.as_deref(), Units::Physical)?;
-    let ov = rec.overview(&req).await.map_err(store_error)?;
+    let ov = rec
+        .overview(&req)
+        .await
+        .map_err(|e| read_failure(&state, &rec, ViewError::Store(e)))?;
     Ok(Json(render::overview_json(&rec, &ov, req.units)))
 }
 

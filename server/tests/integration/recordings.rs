@@ -475,3 +475,69 @@ async fn demo_serves_and_its_printed_credentials_work() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn a_corrupted_chunk_is_a_500_and_a_p1_integrity_incident() {
+    use theta_server::incidents::register::{self, ListFilter};
+    use theta_server::incidents::{Category, Priority};
+    let app = TestApp::new().with_data().await;
+    app.add_tenant("chu-a");
+    let tech = app.add_user("ltechnicienne", Role::Technician, Some("chu-a"));
+    let ts = app.login(&tech).await;
+    let file = theta_fixtures::shared_eeg_dir().join("test_utf8.edf");
+    let (s, _, v) = app
+        .send(upload_req("chu-a", &ts.token, std::fs::read(file).unwrap()))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["recording_id"].as_str().unwrap().to_owned();
+    // Flip one byte in the middle of every data object of the store.
+    let mut flipped = 0;
+    for entry in walk(&app.dir.path().join("store")) {
+        if entry.components().any(|c| c.as_os_str() == "data") {
+            let mut b = std::fs::read(&entry).unwrap();
+            let i = b.len() / 2;
+            b[i] ^= 0x40;
+            std::fs::write(&entry, b).unwrap();
+            flipped += 1;
+        }
+    }
+    assert!(flipped > 0, "no data object found");
+    let (s, _, v) = app
+        .send(req(
+            Method::GET,
+            &format!("/api/recordings/{id}/window?start=0&duration=600"),
+            Some(&ts.token),
+            None,
+        ))
+        .await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
+    // The answer says nothing of the place; the incident register does (ids only).
+    assert_eq!(v["message"], "internal error");
+    app.state.incidents().settle().await;
+    let all = app
+        .db()
+        .call_blocking(|c| register::list(c, &ListFilter::default()))
+        .unwrap();
+    let inc = all
+        .iter()
+        .find(|i| i.category == Category::Integrity)
+        .unwrap_or_else(|| panic!("no integrity incident: {all:#?}"));
+    assert_eq!(inc.priority, Priority::P1);
+    assert_eq!(
+        inc.deadline_at - inc.detected_at,
+        chrono::Duration::hours(12)
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
