@@ -190,7 +190,8 @@ impl Catalog {
         Ok(ctx)
     }
 
-    /// Runs one read-only SQL query and collects its result. DDL (`CREATE EXTERNAL TABLE`
+    /// Runs one read-only SQL query and collects its result (at least one batch, so that an
+    /// empty result still has its schema). DDL (`CREATE EXTERNAL TABLE`
     /// would read any file the process can), DML (`COPY … TO`, `INSERT`) and `SET`-like
     /// statements are refused.
     ///
@@ -199,7 +200,13 @@ impl Catalog {
     pub async fn sql(&self, query: &str) -> Result<Vec<RecordBatch>, SqlError> {
         let ctx = self.session()?;
         let df = ctx.sql_with_options(query, read_only()).await?;
-        Ok(df.collect().await?)
+        let schema: arrow::datatypes::SchemaRef = Arc::clone(df.schema().inner());
+        let mut batches = df.collect().await?;
+        // An empty result still carries its columns (a table header, a CSV header line).
+        if batches.is_empty() {
+            batches.push(RecordBatch::new_empty(schema));
+        }
+        Ok(batches)
     }
 }
 
