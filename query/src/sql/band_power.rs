@@ -146,7 +146,11 @@ impl BandPowerAcc {
         match &self.band {
             None => self.band = Some(b.to_owned()),
             Some(x) if x == b => {}
-            Some(x) => return Err(exec(format!("the band changes within a group ({x:?}, {b:?})"))),
+            Some(x) => {
+                return Err(exec(format!(
+                    "the band changes within a group ({x:?}, {b:?})"
+                )));
+            }
         }
         Ok(())
     }
@@ -165,13 +169,17 @@ impl BandPowerAcc {
 }
 
 fn f64s(a: &ArrayRef) -> DfResult<Float64Array> {
-    Ok(cast(a, &DataType::Float64)?.as_primitive::<Float64Type>().clone())
+    Ok(cast(a, &DataType::Float64)?
+        .as_primitive::<Float64Type>()
+        .clone())
 }
 
 impl Accumulator for BandPowerAcc {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
         if values.len() < 4 {
-            return Err(exec("expects (time, value, sample_rate, band [, nperseg])".into()));
+            return Err(exec(
+                "expects (time, value, sample_rate, band [, nperseg])".into(),
+            ));
         }
         let t = f64s(&values[0])?;
         let v = f64s(&values[1])?;
@@ -179,7 +187,11 @@ impl Accumulator for BandPowerAcc {
         let b = cast(&values[3], &DataType::Utf8)?;
         let b: &StringArray = b.as_string::<i32>();
         let n = match values.get(4) {
-            Some(a) => Some(cast(a, &DataType::Int64)?.as_primitive::<Int64Type>().clone()),
+            Some(a) => Some(
+                cast(a, &DataType::Int64)?
+                    .as_primitive::<Int64Type>()
+                    .clone(),
+            ),
             None => None,
         };
         for i in 0..t.len() {
@@ -205,9 +217,11 @@ impl Accumulator for BandPowerAcc {
 
     fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
         let list = |xs: &[f64]| {
-            ScalarValue::List(Arc::new(ListArray::from_iter_primitive::<Float64Type, _, _>(
-                [Some(xs.iter().map(|x| Some(*x)))],
-            )))
+            ScalarValue::List(Arc::new(
+                ListArray::from_iter_primitive::<Float64Type, _, _>([Some(
+                    xs.iter().map(|x| Some(*x)),
+                )]),
+            ))
         };
         Ok(vec![
             list(&self.times),
@@ -261,7 +275,9 @@ impl Accumulator for BandPowerAcc {
         };
         let band = BandSpec::parse(band)?;
         let nperseg = match self.nperseg {
-            Some(n) => Some(usize::try_from(n).map_err(|_| exec(format!("nperseg {n} too large")))?),
+            Some(n) => {
+                Some(usize::try_from(n).map_err(|_| exec(format!("nperseg {n} too large")))?)
+            }
             None => None,
         };
         let p = band_power_of(&self.times, &self.values, fs, band, nperseg)?;
@@ -353,7 +369,10 @@ mod tests {
         let fs = 256.0;
         let x = signal(256 * 20, fs);
         let t: Vec<f64> = (0..x.len()).map(|i| i as f64 / fs).collect();
-        let psd = Welch::with_default_overlap(fs, 512).unwrap().psd(&x).unwrap();
+        let psd = Welch::with_default_overlap(fs, 512)
+            .unwrap()
+            .psd(&x)
+            .unwrap();
         let want = band_power(&psd, 8.0, 13.0);
         let alpha = BandSpec::parse("alpha").unwrap();
         let got = band_power_of(&t, &x, fs, alpha, None).unwrap().unwrap();

@@ -237,7 +237,8 @@ pub enum OutputFormat {
 pub fn render(batches: &[RecordBatch], format: OutputFormat) -> Result<Vec<u8>, SqlError> {
     match format {
         OutputFormat::Table => {
-            let mut s = datafusion::arrow::util::pretty::pretty_format_batches(batches)?.to_string();
+            let mut s =
+                datafusion::arrow::util::pretty::pretty_format_batches(batches)?.to_string();
             s.push('\n');
             Ok(s.into_bytes())
         }

@@ -12,8 +12,8 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{BinaryExpr, Operator, TableProviderFilterPushDown, TableType};
 use datafusion::logical_expr::expr::{Between, InList};
+use datafusion::logical_expr::{BinaryExpr, Operator, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
@@ -260,8 +260,7 @@ struct Job {
 fn plan_jobs(recordings: &[Recording], p: &Pushdown) -> Vec<Job> {
     let mut jobs = Vec::new();
     for rec in recordings {
-        if p
-            .recordings
+        if p.recordings
             .as_ref()
             .is_some_and(|s| !s.contains(&rec.id().to_string()))
         {
@@ -273,15 +272,15 @@ fn plan_jobs(recordings: &[Recording], p: &Pushdown) -> Vec<Job> {
             .enumerate()
             .filter(|(i, s)| {
                 p.labels.as_ref().is_none_or(|l| l.contains(&s.label))
-                    && p.indices.as_ref().is_none_or(|x| {
-                        u32::try_from(*i).is_ok_and(|i| x.contains(&i))
-                    })
+                    && p.indices
+                        .as_ref()
+                        .is_none_or(|x| u32::try_from(*i).is_ok_and(|i| x.contains(&i)))
             })
             .map(|(i, _)| i)
             .collect();
         let start = p.lo.max(0.0);
         let end = p.hi.min(rec.duration());
-        if channels.is_empty() || !(start < end) {
+        if channels.is_empty() || start >= end {
             continue;
         }
         jobs.push(Job {
@@ -305,7 +304,10 @@ fn spans(rec: &Recording, start: f64, end: f64) -> Vec<(f64, f64)> {
         return out;
     }
     // The first record starting at or after `start`; the one before may contain `start`.
-    let first = tl.first_sample_at_or_after(start, 1).saturating_sub(1).min(n - 1);
+    let first = tl
+        .first_sample_at_or_after(start, 1)
+        .saturating_sub(1)
+        .min(n - 1);
     let mut block = first / rpb;
     loop {
         let r0 = block * rpb;
@@ -317,7 +319,11 @@ fn spans(rec: &Recording, start: f64, end: f64) -> Vec<(f64, f64)> {
             break;
         }
         let r1 = (r0 + rpb).min(n);
-        let b_end = if r1 >= n { tl.end() } else { tl.record_onset(r1) };
+        let b_end = if r1 >= n {
+            tl.end()
+        } else {
+            tl.record_onset(r1)
+        };
         let mut a = start.max(b_start);
         let b = end.min(b_end);
         while a < b {
@@ -347,7 +353,11 @@ async fn read_span(
         .window(&req)
         .await
         .map_err(|e| DataFusionError::External(Box::new(e)))?;
-    let rows: usize = window.blocks.iter().map(|bl| bl.len() * bl.channels.len()).sum();
+    let rows: usize = window
+        .blocks
+        .iter()
+        .map(|bl| bl.len() * bl.channels.len())
+        .sum();
     counters.windows.fetch_add(1, Ordering::Relaxed);
     counters.samples.fetch_add(rows as u64, Ordering::Relaxed);
     let id = rec.id().to_string();
@@ -520,7 +530,8 @@ mod tests {
         assert_eq!(p.indices, None);
         let b = Pushdown::from_filters(&[col("time").between(lit(1), lit(2))]);
         assert_eq!((b.lo, b.hi), (1.0, 2.0f64.next_up()));
-        let i = Pushdown::from_filters(&[col("channel_index").in_list(vec![lit(1), lit(-1)], false)]);
+        let i =
+            Pushdown::from_filters(&[col("channel_index").in_list(vec![lit(1), lit(-1)], false)]);
         assert_eq!(i.indices, Some(BTreeSet::from([1])));
         // Unknown shapes are not pushed.
         assert!(constraint(&col("time").not_eq(lit(1.0))).is_none());

@@ -101,8 +101,8 @@ pub(super) fn recordings_table(recs: &[Recording]) -> Result<Arc<MemTable>, SqlE
         Arc::new(raw.finish()),
         Arc::new(stored.finish()),
     ];
-    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
-        .map_err(DataFusionError::from)?;
+    let batch =
+        RecordBatch::try_new(Arc::clone(&schema), columns).map_err(DataFusionError::from)?;
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
 }
 
@@ -176,8 +176,8 @@ pub(super) fn channels_table(recs: &[Recording]) -> Result<Arc<MemTable>, SqlErr
         Arc::new(prefilter.finish()),
         Arc::new(transducer.finish()),
     ];
-    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)
-        .map_err(DataFusionError::from)?;
+    let batch =
+        RecordBatch::try_new(Arc::clone(&schema), columns).map_err(DataFusionError::from)?;
     Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
 }
 
@@ -270,8 +270,8 @@ impl PartitionStream for AnnotationsPartition {
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let schema = Arc::clone(&self.schema);
         let recs = self.recordings.clone();
-        let stream = futures::stream::iter(recs)
-            .then(move |r| annotation_batch(Arc::clone(&schema), r));
+        let stream =
+            futures::stream::iter(recs).then(move |r| annotation_batch(Arc::clone(&schema), r));
         Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
             stream,

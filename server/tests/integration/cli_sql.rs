@@ -45,7 +45,9 @@ fn sql_formats_and_tenant_scope() {
         ]));
     }
     let sql = |tenants: &str, format: &str, q: &str| {
-        theta(&["sql", "--store", &s, "--tenant", tenants, "--format", format, q])
+        theta(&[
+            "sql", "--store", &s, "--tenant", tenants, "--format", format, q,
+        ])
     };
 
     // Table: Arrow's pretty printer.
@@ -90,7 +92,10 @@ fn sql_formats_and_tenant_scope() {
          FROM samples WHERE channel IN ('EEG O1-REF', 'EEG O2-REF') AND time >= 2 AND time < 12 \
          GROUP BY channel ORDER BY channel",
     ));
-    assert_eq!(csv, "channel,n,a\nEEG O1-REF,2560,true\nEEG O2-REF,2560,true\n");
+    assert_eq!(
+        csv,
+        "channel,n,a\nEEG O1-REF,2560,true\nEEG O2-REF,2560,true\n"
+    );
 
     // An empty result keeps its header.
     let csv = ok(&sql(
