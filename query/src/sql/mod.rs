@@ -14,6 +14,10 @@
 //! | `annotations` | `recording_id`, `id`, `onset_s`, `duration_s`, `text`, `created_by`, `created_at`, `updated_by`, `updated_at`, `version` |
 //! | `samples` | `recording_id`, `channel_index`, `channel`, `sample_rate`, `time`, `value` |
 //!
+//! `recordings` and `channels` come from the manifests opened with the catalog; `annotations`
+//! are read from each recording's encrypted log when a query scans the table, only for the
+//! recordings a `recording_id = …` / `IN (…)` filter names, if any.
+//!
 //! The patient and recording identification fields of the source header and the source file
 //! name (which often carries the patient's name) are not exposed: a query over the catalogue
 //! needs no identity, and identity stays behind the per-recording API and its audit. The

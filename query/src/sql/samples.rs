@@ -220,6 +220,15 @@ fn constraint(e: &Expr) -> Option<Constraint> {
     }
 }
 
+/// The recording ids a filter restricts `recording_id` to, if it is such a filter (shared with
+/// the `annotations` table).
+pub(crate) fn recording_ids(e: &Expr) -> Option<BTreeSet<String>> {
+    match constraint(e)? {
+        Constraint::Recordings(s) => Some(s),
+        _ => None,
+    }
+}
+
 fn intersect<T: Ord + Clone>(a: Option<BTreeSet<T>>, b: BTreeSet<T>) -> Option<BTreeSet<T>> {
     Some(match a {
         Some(a) => a.intersection(&b).cloned().collect(),

@@ -1,6 +1,7 @@
 //! The catalogue tables: `recordings` and `channels` (from the manifests already in memory) and
 //! `annotations` (read from each recording's encrypted log when a query scans it).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -14,7 +15,7 @@ use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::TableType;
+use datafusion::logical_expr::{TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
@@ -24,6 +25,7 @@ use theta_engine::edf::normalize_labels;
 use theta_engine::store::Recording;
 
 use super::SqlError;
+use super::samples::recording_ids;
 
 fn ts_micros() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, None)
@@ -289,16 +291,50 @@ impl TableProvider for AnnotationsTable {
         TableType::Base
     }
 
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if recording_ids(f).is_some() {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        // `recording_id = …` / `IN (…)`: only those recordings' logs are read and decrypted.
+        let mut wanted: Option<BTreeSet<String>> = None;
+        for ids in filters.iter().filter_map(recording_ids) {
+            wanted = Some(match wanted {
+                Some(w) => w.intersection(&ids).cloned().collect(),
+                None => ids,
+            });
+        }
+        let recordings = self
+            .recordings
+            .iter()
+            .filter(|r| {
+                wanted
+                    .as_ref()
+                    .is_none_or(|w| w.contains(&r.id().to_string()))
+            })
+            .cloned()
+            .collect();
         let partition: Arc<dyn PartitionStream> = Arc::new(AnnotationsPartition {
             schema: Arc::clone(&self.schema),
-            recordings: self.recordings.as_ref().clone(),
+            recordings,
         });
         Ok(Arc::new(StreamingTableExec::try_new(
             Arc::clone(&self.schema),
