@@ -15,7 +15,9 @@ use theta_engine::edf::ReadOptions;
 use theta_engine::store::{
     ChannelSelection, EdfSource, IngestOptions, Store, StoreOptions, TenantId, Units, WindowRequest,
 };
-use theta_fixtures::{SynthAnnotation, SynthFormat, SynthSpec, shared_eeg_dir, write_synth_file};
+use theta_fixtures::{
+    Gap, SynthAnnotation, SynthFormat, SynthSpec, shared_eeg_dir, write_synth_file,
+};
 use theta_query::dsp::{Welch, band_power};
 use theta_query::sql::{Catalog, SqlError};
 
@@ -93,10 +95,22 @@ async fn fixture() -> Fixture {
         }],
         ..SynthSpec::default()
     };
+    // D: EDF+D, 2 channels, 20 records of 1 s with a 5 s gap after record 9 (tenant chu-d).
+    let d = SynthSpec {
+        seed: 10,
+        n_channels: 2,
+        duration: 20.0,
+        gaps: vec![Gap {
+            after_record: 9,
+            seconds: 5.0,
+        }],
+        ..SynthSpec::default()
+    };
     for (name, spec, tenant, ext) in [
         ("A", a, "chu-a", "edf"),
         ("B", b, "chu-a", "bdf"),
         ("C", c, "chu-b", "edf"),
+        ("D", d, "chu-d", "edf"),
     ] {
         let path = dir.path().join(format!("{name}.{ext}"));
         write_synth_file(&spec, &path).unwrap();
