@@ -370,6 +370,21 @@ async fn narrow_time_predicate_reads_one_chunk() {
     // one chunk, the whole channel six.
     assert_eq!((narrow_misses, full_misses), (1, 6));
 
+    // recording_id alone prunes the other recordings: one window of one recording is read.
+    let real = &fx.vars["REAL"];
+    let before = cat.scan_stats();
+    let n = count(
+        &cat,
+        &format!("SELECT count(*) FROM samples WHERE recording_id = '{real}' AND time < 1"),
+    )
+    .await;
+    assert_eq!(n, 24 * 256 + 3);
+    let after = cat.scan_stats();
+    assert_eq!(
+        (after.windows - before.windows, after.samples - before.samples),
+        (1, 24 * 256 + 3)
+    );
+
     // BETWEEN is inclusive at both ends (pushed down with the upper end included).
     let n = count(
         &cat,
