@@ -381,7 +381,10 @@ async fn narrow_time_predicate_reads_one_chunk() {
     assert_eq!(n, 24 * 256 + 3);
     let after = cat.scan_stats();
     assert_eq!(
-        (after.windows - before.windows, after.samples - before.samples),
+        (
+            after.windows - before.windows,
+            after.samples - before.samples
+        ),
         (1, 24 * 256 + 3)
     );
 

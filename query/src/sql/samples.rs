@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use arrow::array::{ArrayRef, Float64Builder, StringBuilder, UInt32Builder};
+use arrow::array::{ArrayRef, Float64Array, StringArray, StringBuilder, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::record_batch::RecordBatch;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -347,6 +347,7 @@ fn spans(rec: &Recording, start: f64, end: f64) -> Vec<(f64, f64)> {
 
 async fn read_span(
     schema: SchemaRef,
+    columns: &[usize],
     job: &Job,
     a: f64,
     b: f64,
@@ -372,49 +373,82 @@ async fn read_span(
     let id = rec.id().to_string();
     let tl = rec.timeline();
     let signals = rec.signals();
-    let mut rid = StringBuilder::with_capacity(rows, rows * id.len());
-    let mut cidx = UInt32Builder::with_capacity(rows);
-    let mut label = StringBuilder::with_capacity(rows, rows * 4);
-    let mut rate = Float64Builder::with_capacity(rows);
-    let mut time = Float64Builder::with_capacity(rows);
-    let mut value = Float64Builder::with_capacity(rows);
+    let mut blocks = Vec::with_capacity(window.blocks.len());
     for block in &window.blocks {
         let Some(data) = block.physical() else {
             return Err(DataFusionError::Internal(
                 "window returned digital samples for a physical request".into(),
             ));
         };
-        let times: Vec<f64> = (0..block.len() as u64)
-            .map(|k| tl.sample_time(block.first_sample + k, block.samples_per_record))
-            .collect();
-        for (row, &c) in block.channels.iter().enumerate() {
-            let l = &signals[c].label;
-            let ci = u32::try_from(c).unwrap_or(u32::MAX);
-            for (k, &t) in times.iter().enumerate() {
-                rid.append_value(&id);
-                cidx.append_value(ci);
-                label.append_value(l);
-                rate.append_value(block.sample_rate);
-                time.append_value(t);
-                value.append_value(data[[row, k]]);
-            }
-        }
+        blocks.push((block, data));
     }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(rid.finish()),
-        Arc::new(cidx.finish()),
-        Arc::new(label.finish()),
-        Arc::new(rate.finish()),
-        Arc::new(time.finish()),
-        Arc::new(value.finish()),
-    ];
-    Ok(RecordBatch::try_new(schema, columns)?)
+    // Only the projected columns are built, column by column (rows are channel-major).
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
+    for &col in columns {
+        let array: ArrayRef = match col {
+            0 => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                id.as_str(),
+                rows,
+            ))),
+            1 => Arc::new(UInt32Array::from_iter_values(blocks.iter().flat_map(
+                |(bl, _)| {
+                    bl.channels.iter().flat_map(|&c| {
+                        std::iter::repeat_n(u32::try_from(c).unwrap_or(u32::MAX), bl.len())
+                    })
+                },
+            ))),
+            2 => {
+                // (`from_iter_values` needs an exactly sized iterator; a flat map is not.)
+                let mut b = StringBuilder::with_capacity(rows, rows * 8);
+                for (bl, _) in &blocks {
+                    for &c in &bl.channels {
+                        for _ in 0..bl.len() {
+                            b.append_value(&signals[c].label);
+                        }
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            3 => Arc::new(Float64Array::from_iter_values(blocks.iter().flat_map(
+                |(bl, _)| std::iter::repeat_n(bl.sample_rate, bl.len() * bl.channels.len()),
+            ))),
+            4 => {
+                let mut t = Vec::with_capacity(rows);
+                for (bl, _) in &blocks {
+                    let times: Vec<f64> = (0..bl.len() as u64)
+                        .map(|k| tl.sample_time(bl.first_sample + k, bl.samples_per_record))
+                        .collect();
+                    for _ in &bl.channels {
+                        t.extend_from_slice(&times);
+                    }
+                }
+                Arc::new(Float64Array::from(t))
+            }
+            5 => Arc::new(Float64Array::from_iter_values(
+                blocks.iter().flat_map(|(_, data)| data.iter().copied()),
+            )),
+            other => {
+                return Err(DataFusionError::Internal(format!(
+                    "samples has no column {other}"
+                )));
+            }
+        };
+        arrays.push(array);
+    }
+    Ok(RecordBatch::try_new_with_options(
+        schema,
+        arrays,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
 }
 
 /// A share of the jobs, read one span at a time when polled.
 #[derive(Debug)]
 struct SamplesPartition {
+    /// The projected schema.
     schema: SchemaRef,
+    /// Columns of the table schema to build, in the projected order.
+    columns: Arc<[usize]>,
     jobs: Vec<Job>,
     counters: Arc<ScanCounters>,
 }
@@ -437,10 +471,12 @@ impl PartitionStream for SamplesPartition {
             .collect();
         let schema = Arc::clone(&self.schema);
         let counters = Arc::clone(&self.counters);
+        let columns = Arc::clone(&self.columns);
         let stream = futures::stream::iter(work).then(move |(job, a, b)| {
             let schema = Arc::clone(&schema);
             let counters = Arc::clone(&counters);
-            async move { read_span(schema, &job, a, b, &counters).await }
+            let columns = Arc::clone(&columns);
+            async move { read_span(schema, &columns, &job, a, b, &counters).await }
         });
         Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
@@ -494,20 +530,27 @@ impl TableProvider for SamplesTable {
         for (i, j) in jobs.into_iter().enumerate() {
             shares[i % n].push(j);
         }
+        let columns: Arc<[usize]> = match projection {
+            Some(p) => p.iter().copied().collect(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let schema = Arc::new(self.schema.project(&columns)?);
         let partitions: Vec<Arc<dyn PartitionStream>> = shares
             .into_iter()
             .map(|jobs| {
                 Arc::new(SamplesPartition {
-                    schema: Arc::clone(&self.schema),
+                    schema: Arc::clone(&schema),
+                    columns: Arc::clone(&columns),
                     jobs,
                     counters: Arc::clone(&self.counters),
                 }) as Arc<dyn PartitionStream>
             })
             .collect();
+        // The partitions build only the projected columns, so the plan needs no projection.
         Ok(Arc::new(StreamingTableExec::try_new(
-            Arc::clone(&self.schema),
+            schema,
             partitions,
-            projection,
+            None,
             Vec::new(),
             false,
             limit,
