@@ -7,11 +7,11 @@
 //!
 //! | role | may |
 //! |---|---|
-//! | administrator | accounts, grants, name exceptions, tenants, access review — no health data |
+//! | administrator | accounts, grants, name exceptions, tenants, access review, incident register — no health data |
 //! | technician | list, read and ingest recordings of their tenants (home tenant + tenant grants) |
 //! | interpreter | read and annotate recordings assigned to them, in their own tenant |
 //! | researcher | pseudonymised exports of their tenants |
-//! | auditor | the audit trail and the access review |
+//! | auditor | the audit trail, the access review and the incident register (read) |
 //! | everyone | their own profile and credentials |
 //!
 //! Tenant isolation: a recording is always named with its tenant, and every recording rule checks
@@ -20,6 +20,8 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
+
+use theta_engine::audit::Reason;
 
 use crate::accounts::Role;
 
@@ -75,6 +77,10 @@ pub enum Action {
     Annotate,
     /// Export pseudonymised data of a tenant.
     ExportPseudonymised,
+    /// Read the security incident register.
+    ReadIncidents,
+    /// Change an incident's status or add to its timeline.
+    ManageIncidents,
 }
 
 impl Action {
@@ -96,6 +102,8 @@ impl Action {
             Action::IngestRecording => "ingest_recording",
             Action::Annotate => "annotate",
             Action::ExportPseudonymised => "export_pseudonymised",
+            Action::ReadIncidents => "read_incidents",
+            Action::ManageIncidents => "manage_incidents",
         }
     }
 
@@ -107,6 +115,7 @@ impl Action {
                 | Action::ReadTenants
                 | Action::ReadAccessReview
                 | Action::ReadAudit
+                | Action::ReadIncidents
                 | Action::ListRecordings
                 | Action::ReadRecording
         )
@@ -164,16 +173,18 @@ impl Resource {
     }
 }
 
-/// A refusal, with the reason recorded in the audit trail and sent to the client.
+/// A refusal: the reason code recorded in the audit trail, and the phrase sent to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("denied: {reason}")]
 pub struct Denied {
-    /// Why.
+    /// Why, as the audit trail's closed code (`tenant_mismatch`, `no_grant`, `insufficient_role`).
+    pub code: Reason,
+    /// Why, in words (sent to the client).
     pub reason: &'static str,
 }
 
-fn deny(reason: &'static str) -> Result<(), Denied> {
-    Err(Denied { reason })
+fn deny(code: Reason, reason: &'static str) -> Result<(), Denied> {
+    Err(Denied { code, reason })
 }
 
 /// Decides. Anything not explicitly allowed below is denied.
@@ -188,7 +199,7 @@ pub fn authorize(p: &Principal, action: Action, resource: &Resource) -> Result<(
     if matches!(action, A::ReadSelf | A::ManageOwnCredentials) {
         return match resource {
             R::Account { account_id } if *account_id == p.account_id => Ok(()),
-            _ => deny("only one's own account"),
+            _ => deny(Reason::InsufficientRole, "only one's own account"),
         };
     }
 
@@ -200,7 +211,14 @@ pub fn authorize(p: &Principal, action: Action, resource: &Resource) -> Result<(
                 A::ReadAccounts | A::ManageAccounts | A::ManageGrants,
                 R::System | R::Account { .. },
             ) => Ok(()),
-            (A::ManageNameExceptions | A::ReadAccessReview | A::ManageTenants, R::System) => Ok(()),
+            (
+                A::ManageNameExceptions
+                | A::ReadAccessReview
+                | A::ManageTenants
+                | A::ReadIncidents
+                | A::ManageIncidents,
+                R::System,
+            ) => Ok(()),
             (A::ReadTenants, R::System | R::Tenant { .. }) => Ok(()),
             (
                 A::ListRecordings
@@ -209,26 +227,29 @@ pub fn authorize(p: &Principal, action: Action, resource: &Resource) -> Result<(
                 | A::Annotate
                 | A::ExportPseudonymised,
                 _,
-            ) => deny("administrators have no access to health data"),
-            _ => deny("not an administrative action"),
+            ) => deny(
+                Reason::InsufficientRole,
+                "administrators have no access to health data",
+            ),
+            _ => deny(Reason::InsufficientRole, "not an administrative action"),
         },
         Role::Technician => match (action, resource) {
             (A::ListRecordings | A::IngestRecording | A::ReadTenants, R::Tenant { tenant_id }) => {
                 if in_tenant(tenant_id) {
                     Ok(())
                 } else {
-                    deny("other tenant")
+                    deny(Reason::TenantMismatch, "other tenant")
                 }
             }
             (A::ReadRecording, R::Recording { tenant_id, .. }) => {
                 if in_tenant(tenant_id) {
                     Ok(())
                 } else {
-                    deny("other tenant")
+                    deny(Reason::TenantMismatch, "other tenant")
                 }
             }
-            (A::Annotate, _) => deny("technicians do not annotate"),
-            _ => deny("not permitted to technicians"),
+            (A::Annotate, _) => deny(Reason::InsufficientRole, "technicians do not annotate"),
+            _ => deny(Reason::InsufficientRole, "not permitted to technicians"),
         },
         Role::Interpreter => match (action, resource) {
             (A::ListRecordings | A::ReadTenants, R::Tenant { tenant_id }) => {
@@ -236,7 +257,7 @@ pub fn authorize(p: &Principal, action: Action, resource: &Resource) -> Result<(
                 if in_tenant(tenant_id) {
                     Ok(())
                 } else {
-                    deny("other tenant")
+                    deny(Reason::TenantMismatch, "other tenant")
                 }
             }
             (
@@ -247,34 +268,38 @@ pub fn authorize(p: &Principal, action: Action, resource: &Resource) -> Result<(
                 },
             ) => {
                 if !in_tenant(tenant_id) {
-                    deny("other tenant")
+                    deny(Reason::TenantMismatch, "other tenant")
                 } else if p
                     .recordings
                     .contains(&(tenant_id.clone(), recording_id.clone()))
                 {
                     Ok(())
                 } else {
-                    deny("recording not assigned")
+                    deny(Reason::NoGrant, "recording not assigned")
                 }
             }
-            _ => deny("not permitted to interpreters"),
+            _ => deny(Reason::InsufficientRole, "not permitted to interpreters"),
         },
         Role::Researcher => match (action, resource) {
             (A::ExportPseudonymised | A::ReadTenants, R::Tenant { tenant_id }) => {
                 if in_tenant(tenant_id) {
                     Ok(())
                 } else {
-                    deny("other tenant")
+                    deny(Reason::TenantMismatch, "other tenant")
                 }
             }
-            (A::ReadRecording | A::ListRecordings, _) => {
-                deny("researchers see pseudonymised exports only")
-            }
-            _ => deny("not permitted to researchers"),
+            (A::ReadRecording | A::ListRecordings, _) => deny(
+                Reason::InsufficientRole,
+                "researchers see pseudonymised exports only",
+            ),
+            _ => deny(Reason::InsufficientRole, "not permitted to researchers"),
         },
         Role::Auditor => match (action, resource) {
-            (A::ReadAudit | A::ReadAccessReview, R::System) => Ok(()),
-            _ => deny("auditors see the audit trail only"),
+            (A::ReadAudit | A::ReadAccessReview | A::ReadIncidents, R::System) => Ok(()),
+            _ => deny(
+                Reason::InsufficientRole,
+                "auditors see the audit trail only",
+            ),
         },
     }
 }

@@ -106,12 +106,172 @@ pub struct Settings {
     /// data folder by the dev profile, required elsewhere.
     #[serde(default)]
     pub secrets_key_file: Option<PathBuf>,
-    /// The recording store.
+    /// The tamper-evident audit trail.
+    #[serde(default)]
+    pub audit: AuditSettings,
+    /// Security incident detection, register and partner notification.
+    #[serde(default)]
+    pub incidents: IncidentSettings,
+    /// Prometheus metrics.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+    /// Where recordings are stored (object store location and region rules).
     #[serde(default)]
     pub store: StoreSettings,
 }
 
-/// Where the recordings live and how they are read.
+/// The audit trail: where the hash-chained log and its signing key live, retention, checkpoints.
+///
+/// ```toml
+/// [profiles.prod.audit]
+/// log = "/var/lib/theta/audit/audit.db"          # default <data_dir>/audit/audit.db
+/// signing_key = "/etc/theta/audit-signing.key"   # required outside dev (dev: generated)
+/// verify_keys = "/etc/theta/audit-verify.keys"   # pinned verify keys (default: published file)
+/// retention_days = 365                           # at least 365 (the plan: one year)
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// The SQLite file of the log (default `<data_dir>/audit/audit.db`).
+    pub log: Option<PathBuf>,
+    /// The Ed25519 signing key (mode 0600, kept apart from the log's folder). The dev profile
+    /// generates `<data_dir>/keys/audit-signing.key`; other profiles must name an existing key
+    /// made for their environment (`theta audit keygen`).
+    pub signing_key: Option<PathBuf>,
+    /// Verify keys held out of band (one `theta-audit-verify-key v1 …` line each). When absent,
+    /// `theta audit verify` trusts the keys published beside the log.
+    pub verify_keys: Option<PathBuf>,
+    /// Events are kept at least this many days (default and minimum 365).
+    pub retention_days: u32,
+    /// A signed checkpoint at least every this many events (default 1000).
+    pub checkpoint_every_events: u64,
+    /// …and at least every this many seconds while events arrive (default 3600).
+    pub checkpoint_interval_secs: u64,
+    /// `theta serve` re-verifies the whole chain this often, in seconds (default 3600; 0 = never).
+    pub verify_every_secs: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            log: None,
+            signing_key: None,
+            verify_keys: None,
+            retention_days: 365,
+            checkpoint_every_events: 1000,
+            checkpoint_interval_secs: 3600,
+            verify_every_secs: 3600,
+        }
+    }
+}
+
+/// Detection thresholds, responses and partner notification.
+///
+/// ```toml
+/// [profiles.prod.incidents]
+/// account_failures = 10        # failed logins on one account within failure_window_secs → lock
+/// address_failures = 20        # failed logins from one address → throttle that address
+/// [[profiles.prod.incidents.webhooks]]
+/// tenant = "chu-a"             # "*" receives every incident
+/// url = "https://soc.chu-a.example.fr/theta-incidents"
+/// secret_file = "/etc/theta/webhook-chu-a.secret"   # HMAC-SHA256 of the body, hex
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncidentSettings {
+    /// Failed logins (password or second factor) on one account within the window that lock it.
+    pub account_failures: u32,
+    /// Failed logins from one client address within the window that throttle the address.
+    pub address_failures: u32,
+    /// Distinct accounts failing from one address within the window: credential stuffing.
+    pub stuffing_accounts: u32,
+    /// The sliding window of the login detectors, in seconds (default 900).
+    pub failure_window_secs: u64,
+    /// First lock / throttle period in seconds; each repeat doubles it (default 60).
+    pub lock_base_secs: u64,
+    /// Longest lock / throttle period in seconds (default 86 400).
+    pub lock_max_secs: u64,
+    /// Access denials by one account or from one address within `denial_window_secs` that open
+    /// an incident (default 20).
+    pub denial_burst: u32,
+    /// Window of the denial detector, in seconds (default 300).
+    pub denial_window_secs: u64,
+    /// Requests refused by the rate limiter from one address within `flood_window_secs` that open
+    /// a small-scale denial-of-service incident (default 200).
+    pub flood_requests: u32,
+    /// Distinct rate-limited addresses within the window that make it platform-wide (P1).
+    pub flood_addresses: u32,
+    /// Window of the flood detector, in seconds (default 300).
+    pub flood_window_secs: u64,
+    /// A notification deadline closer than this many seconds raises the "near" alert (default
+    /// 10 800: three hours).
+    pub deadline_warning_secs: u64,
+    /// Where incidents are notified (HTTPS POST, retried with back-off).
+    pub webhooks: Vec<WebhookSettings>,
+}
+
+impl Default for IncidentSettings {
+    fn default() -> Self {
+        Self {
+            account_failures: 10,
+            address_failures: 20,
+            stuffing_accounts: 10,
+            failure_window_secs: 900,
+            lock_base_secs: 60,
+            lock_max_secs: 86_400,
+            denial_burst: 20,
+            denial_window_secs: 300,
+            flood_requests: 200,
+            flood_addresses: 50,
+            flood_window_secs: 300,
+            deadline_warning_secs: 3 * 3600,
+            webhooks: Vec::new(),
+        }
+    }
+}
+
+/// One partner webhook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Tenant whose incidents go there, or `*` for every incident.
+    pub tenant: String,
+    /// HTTPS URL receiving a JSON POST per notification.
+    pub url: String,
+    /// File holding the shared secret; the body's HMAC-SHA256 is sent as `X-Theta-Signature`.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// PEM bundle trusted for the receiver (default: the system bundle).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Delivery attempts before giving up (default 8; back-off 1 s, 2 s, 4 s … capped at 5 min).
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_attempts() -> u32 {
+    8
+}
+
+/// Prometheus metrics: never public. `/metrics` on the main listener answers only a bearer token
+/// read from `token_file`; `listen` adds a plain-HTTP listener for a private scrape network.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// File holding the scrape token (`Authorization: Bearer <token>`); without it `/metrics`
+    /// on the main listener answers 404.
+    pub token_file: Option<PathBuf>,
+    /// A separate plain-HTTP listener serving only `/metrics` (bind it to a private address).
+    pub listen: Option<SocketAddr>,
+}
+
+/// Where recordings live.
+///
+/// ```toml
+/// [profiles.prod.store]
+/// location = "s3://theta-prod-paris/store"
+/// region = "eu-west-3"
+/// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
@@ -125,6 +285,15 @@ pub struct StoreSettings {
     pub cache_mib: usize,
     /// Largest accepted upload (EDF/BDF body) in bytes (default 4 GiB).
     pub upload_limit_bytes: u64,
+    /// A local folder, or an object-store URL (`s3://bucket/prefix`, `gs://…`, `az://…`).
+    pub location: Option<String>,
+    /// The object store's region (`eu-west-3`, `fr-par`, …); required for object-store URLs.
+    pub region: Option<String>,
+    /// Regions the prod profile accepts (default: France and EU member states only, see
+    /// [`DEFAULT_ALLOWED_REGIONS`]).
+    pub allowed_regions: Vec<String>,
+    /// Lets a prod profile use a local folder (a mounted volume in a French/EU data centre).
+    pub allow_local: bool,
 }
 
 impl Default for StoreSettings {
@@ -134,9 +303,35 @@ impl Default for StoreSettings {
             key_file: None,
             cache_mib: 256,
             upload_limit_bytes: 4 << 30,
+            location: None,
+            region: None,
+            allowed_regions: DEFAULT_ALLOWED_REGIONS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            allow_local: false,
         }
     }
 }
+
+/// Regions accepted by default: data stays in France, else in the European Union (security plan
+/// §5.3). AWS: Paris, Ireland, Frankfurt, Milan, Spain, Stockholm (London and Zurich are outside
+/// the EU); Scaleway: Paris, Amsterdam, Warsaw; OVHcloud: Gravelines, Strasbourg, Roubaix, Paris.
+pub const DEFAULT_ALLOWED_REGIONS: &[&str] = &[
+    "eu-west-3",
+    "eu-west-1",
+    "eu-central-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-north-1",
+    "fr-par",
+    "nl-ams",
+    "pl-waw",
+    "gra",
+    "sbg",
+    "rbx",
+    "eu-west-par",
+];
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8443))
@@ -217,6 +412,10 @@ pub struct HttpSettings {
     pub max_concurrent_requests: usize,
     /// Proxies whose `X-Forwarded-For` is believed: addresses or CIDR blocks.
     pub trusted_proxies: Vec<String>,
+    /// Token bucket per client address (default 50 requests/s, bursts of 200).
+    pub rate_per_address: RateSettings,
+    /// Token bucket per authenticated account (default 50 requests/s, bursts of 200).
+    pub rate_per_account: RateSettings,
 }
 
 impl Default for HttpSettings {
@@ -226,6 +425,27 @@ impl Default for HttpSettings {
             body_limit_bytes: 1 << 20,
             max_concurrent_requests: 256,
             trusted_proxies: Vec::new(),
+            rate_per_address: RateSettings::default(),
+            rate_per_account: RateSettings::default(),
+        }
+    }
+}
+
+/// A token bucket: `per_second` tokens added each second up to `burst`; a request takes one.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateSettings {
+    /// Sustained rate.
+    pub per_second: f64,
+    /// Bucket size (requests allowed at once after a pause).
+    pub burst: u32,
+}
+
+impl Default for RateSettings {
+    fn default() -> Self {
+        Self {
+            per_second: 50.0,
+            burst: 200,
         }
     }
 }
@@ -330,6 +550,9 @@ impl Settings {
             http: HttpSettings::default(),
             oidc: Vec::new(),
             secrets_key_file: None,
+            audit: AuditSettings::default(),
+            incidents: IncidentSettings::default(),
+            metrics: MetricsSettings::default(),
             store: StoreSettings::default(),
         }
     }
@@ -346,6 +569,10 @@ impl Settings {
             &mut self.tls.key,
             &mut self.tls.ca_file,
             &mut self.secrets_key_file,
+            &mut self.audit.log,
+            &mut self.audit.signing_key,
+            &mut self.audit.verify_keys,
+            &mut self.metrics.token_file,
             &mut self.store.dir,
             &mut self.store.key_file,
         ]
@@ -353,6 +580,17 @@ impl Settings {
         .flatten()
         {
             fix(p);
+        }
+        for w in &mut self.incidents.webhooks {
+            for p in [&mut w.secret_file, &mut w.ca_file].into_iter().flatten() {
+                fix(p);
+            }
+        }
+        if let Some(loc) = &mut self.store.location
+            && !loc.contains("://")
+            && Path::new(loc.as_str()).is_relative()
+        {
+            *loc = base.join(&*loc).to_string_lossy().into_owned();
         }
         for o in &mut self.oidc {
             if let Some(p) = &mut o.ca_file {
@@ -398,6 +636,69 @@ impl Settings {
     /// The SQLite database file.
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("theta.db")
+    }
+
+    /// The audit log file.
+    pub fn audit_log_path(&self) -> PathBuf {
+        self.audit
+            .log
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit").join("audit.db"))
+    }
+
+    /// The audit signing key file (the dev default lives in `<data_dir>/keys/`, apart from the
+    /// log's folder).
+    pub fn audit_key_path(&self) -> Option<PathBuf> {
+        match (&self.audit.signing_key, self.kind()) {
+            (Some(p), _) => Some(p.clone()),
+            (None, ProfileKind::Dev) => Some(self.data_dir.join("keys").join("audit-signing.key")),
+            (None, _) => None,
+        }
+    }
+
+    /// Checks the store location against the profile's rules: in prod an object store must be
+    /// in an allowed region (France / EU by default) and a local folder needs `allow_local`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the location and the rule.
+    pub fn check_store_location(&self) -> Result<()> {
+        let here = || format!("<profile {}>", self.name);
+        let Some(loc) = &self.store.location else {
+            return Ok(());
+        };
+        let remote = loc.contains("://") && !loc.starts_with("file://");
+        if remote {
+            let region = self.store.region.as_deref().map(str::trim).unwrap_or("");
+            if region.is_empty() {
+                return Err(Error::config(
+                    here(),
+                    format!("store.region is required for the object store {loc:?}"),
+                ));
+            }
+            if self.kind() == ProfileKind::Prod
+                && !self
+                    .store
+                    .allowed_regions
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(region))
+            {
+                return Err(Error::config(
+                    here(),
+                    format!(
+                        "store region {region:?} is outside the allowed regions {:?} (health data stays in France / the EU)",
+                        self.store.allowed_regions
+                    ),
+                ));
+            }
+        } else if self.kind() == ProfileKind::Prod && !self.store.allow_local {
+            return Err(Error::config(
+                here(),
+                format!(
+                    "store.location {loc:?} is a local folder: the prod profile needs an object store in an allowed region (or store.allow_local = true for a mounted volume in France / the EU)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Parsed trusted proxy blocks.
@@ -448,6 +749,83 @@ impl Settings {
         if self.http.body_limit_bytes == 0 || self.http.max_concurrent_requests == 0 {
             return Err(Error::config(here(), "http limits must be positive"));
         }
+        for (name, r) in [
+            ("rate_per_address", self.http.rate_per_address),
+            ("rate_per_account", self.http.rate_per_account),
+        ] {
+            if !(r.per_second.is_finite() && r.per_second > 0.0) || r.burst == 0 {
+                return Err(Error::config(
+                    here(),
+                    format!("http.{name}: per_second and burst must be positive"),
+                ));
+            }
+        }
+        let env = self.environment();
+        if theta_engine::audit::Environment::try_new(&env).is_err() {
+            return Err(Error::config(
+                here(),
+                format!(
+                    "environment {env:?}: 1-32 characters of [a-z0-9_-], starting with a letter or digit"
+                ),
+            ));
+        }
+        if self.kind() == ProfileKind::Prod && (env.starts_with("dev") || env.starts_with("test")) {
+            return Err(Error::config(
+                here(),
+                format!(
+                    "a prod profile cannot use the environment tag {env:?} (dev and test keys and data are refused in production)"
+                ),
+            ));
+        }
+        if self.audit.retention_days < theta_engine::audit::Retention::MIN_DAYS {
+            return Err(Error::config(
+                here(),
+                format!(
+                    "audit.retention_days = {} is below the one-year minimum ({} days); retention can only be raised",
+                    self.audit.retention_days,
+                    theta_engine::audit::Retention::MIN_DAYS
+                ),
+            ));
+        }
+        if self.audit.checkpoint_every_events == 0 || self.audit.checkpoint_interval_secs == 0 {
+            return Err(Error::config(
+                here(),
+                "audit: checkpoint_every_events and checkpoint_interval_secs must be positive",
+            ));
+        }
+        let i = &self.incidents;
+        if i.account_failures == 0
+            || i.address_failures == 0
+            || i.stuffing_accounts == 0
+            || i.denial_burst == 0
+            || i.flood_requests == 0
+            || i.flood_addresses == 0
+            || i.failure_window_secs == 0
+            || i.denial_window_secs == 0
+            || i.flood_window_secs == 0
+            || i.lock_base_secs == 0
+            || i.lock_max_secs < i.lock_base_secs
+        {
+            return Err(Error::config(
+                here(),
+                "incidents: thresholds and windows must be positive, lock_max_secs >= lock_base_secs",
+            ));
+        }
+        for w in &i.webhooks {
+            if !w.url.starts_with("https://") {
+                return Err(Error::config(
+                    here(),
+                    format!("incidents.webhooks: {:?} must be an https URL", w.url),
+                ));
+            }
+            if w.tenant.is_empty() || w.max_attempts == 0 {
+                return Err(Error::config(
+                    here(),
+                    "incidents.webhooks: tenant (or \"*\") and max_attempts >= 1 are required",
+                ));
+            }
+        }
+        self.check_store_location()?;
         self.trusted_proxies()?;
         let mut names = std::collections::BTreeSet::new();
         for o in &self.oidc {

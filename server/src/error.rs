@@ -79,6 +79,9 @@ pub enum Error {
     /// An outgoing HTTPS request failed.
     #[error("HTTP client: {0}")]
     HttpClient(String),
+    /// The audit trail refused or failed an operation.
+    #[error("audit trail: {0}")]
+    Audit(#[from] theta_engine::audit::AuditError),
     /// A blocking task panicked or was cancelled.
     #[error("background task failed")]
     Task,
@@ -164,6 +167,19 @@ pub enum ApiError {
     /// 413: the request body is larger than the configured limit.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// 429: the client address or account exceeded its rate, or the address is throttled after
+    /// repeated failed logins.
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    TooManyRequests {
+        /// Seconds until a request may succeed (`Retry-After`).
+        retry_after_secs: u64,
+    },
+    /// 423: the account is locked after repeated failed logins (exponential back-off).
+    #[error("account temporarily locked; retry in {retry_after_secs} s")]
+    Locked {
+        /// Seconds until the lock ends (`Retry-After`).
+        retry_after_secs: u64,
+    },
     /// 503: a part the request needs is not configured or not ready (the recording store).
     #[error("unavailable: {what}")]
     Unavailable {
@@ -207,8 +223,10 @@ impl ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Locked { .. } => StatusCode::LOCKED,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -226,8 +244,10 @@ impl ApiError {
             ApiError::NotFound { .. } => "not_found",
             ApiError::Conflict { .. } => "conflict",
             ApiError::PayloadTooLarge => "payload_too_large",
-            ApiError::Upstream(_) => "upstream",
+            ApiError::TooManyRequests { .. } => "rate_limited",
+            ApiError::Locked { .. } => "account_locked",
             ApiError::Unavailable { .. } => "unavailable",
+            ApiError::Upstream(_) => "upstream",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -270,13 +290,28 @@ impl IntoResponse for ApiError {
             ApiError::PasswordPolicy { rules } => (None, Some(rules.as_slice())),
             _ => (None, None),
         };
+        let retry = match &self {
+            ApiError::TooManyRequests { retry_after_secs }
+            | ApiError::Locked { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
         let body = ErrorBody {
             error: self.code(),
             message,
             field,
             rules,
         };
-        (status, Json(body)).into_response()
+        let reason = crate::audit::reason_of(&self);
+        let mut resp = (status, Json(body)).into_response();
+        // The audit middleware's fallback event reads the precise reason from here.
+        resp.extensions_mut().insert(reason);
+        if let Some(secs) = retry {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs.max(1)),
+            );
+        }
+        resp
     }
 }
 

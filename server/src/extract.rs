@@ -13,7 +13,8 @@ use chrono::Duration;
 use rusqlite::{OptionalExtension, params};
 
 use crate::accounts::{self, Status};
-use crate::audit::{AuditEvent, Origin, Outcome, resolve_client};
+use crate::audit::scope::{self, Audited, RequestAudit};
+use crate::audit::{Actor, AuditAction, AuditEvent, Origin, Outcome, Reason, resolve_client};
 use crate::auth::session::{self, CSRF_HEADER, SESSION_COOKIE};
 use crate::authz::{self, Action, Principal, Resource};
 use crate::clock::{from_millis, to_millis};
@@ -30,7 +31,7 @@ pub struct RequestInfo {
 }
 
 impl RequestInfo {
-    fn from_parts(parts: &Parts, state: &AppState) -> RequestInfo {
+    pub(crate) fn from_parts(parts: &Parts, state: &AppState) -> RequestInfo {
         let peer = parts
             .extensions
             .get::<ConnectInfo<std::net::SocketAddr>>()
@@ -71,26 +72,12 @@ impl RequestInfo {
         }
     }
 
-    /// An event from this request, without actor.
-    pub fn event(
-        &self,
-        state: &AppState,
-        action: &str,
-        resource: String,
-        outcome: Outcome,
-    ) -> AuditEvent {
-        AuditEvent {
-            at: state.now(),
-            actor_id: None,
-            actor_name: None,
-            session_id: None,
-            origin: self.origin.clone(),
-            action: action.to_owned(),
-            resource,
-            tenant_id: None,
-            outcome,
-            reason: None,
-        }
+    /// An event from this request (anonymous until the caller sets the actor), with the
+    /// action's default outcome.
+    pub fn event(&self, state: &AppState, action: AuditAction) -> AuditEvent {
+        let mut e = AuditEvent::new(state.now(), action);
+        e.origin = self.origin.clone();
+        e
     }
 }
 
@@ -148,7 +135,7 @@ struct Loaded {
 
 enum Refusal {
     NoSession,
-    Expired(&'static str, String, String),
+    Expired(Reason, String, String),
     Disabled(String, String),
 }
 
@@ -197,16 +184,16 @@ impl FromRequestParts<AppState> for Ctx {
                     return Ok(Err(Refusal::NoSession));
                 }
                 let why = if now >= from_millis(expires) {
-                    Some("absolute_timeout")
+                    Some(Reason::AbsoluteTimeout)
                 } else if now - from_millis(last_seen) > idle {
-                    Some("idle_timeout")
+                    Some(Reason::IdleTimeout)
                 } else {
                     None
                 };
                 if let Some(why) = why {
                     conn.execute(
                         "UPDATE sessions SET revoked_at = ?2, revoked_why = ?3 WHERE id = ?1",
-                        params![sid, to_millis(now), why],
+                        params![sid, to_millis(now), why.code()],
                     )?;
                     return Ok(Err(Refusal::Expired(why, sid, account_id)));
                 }
@@ -262,34 +249,29 @@ impl FromRequestParts<AppState> for Ctx {
                 });
             }
             Err(Refusal::Expired(why, sid, account_id)) => {
-                let mut e = info.event(
-                    state,
-                    "auth.session_expired",
-                    format!("session:{sid}"),
-                    Outcome::Success,
-                );
-                e.actor_id = Some(account_id);
+                let mut e = info
+                    .event(state, AuditAction::SessionExpired)
+                    .resource(crate::audit::ResourceKind::Session, sid.clone());
+                e.actor = Actor::Account(account_id);
                 e.session_id = Some(sid);
-                e.reason = Some(why.to_owned());
+                e.reason = Some(why);
                 state.audit(e);
                 return Err(ApiError::Unauthorized {
                     code: "session_expired",
                 });
             }
             Err(Refusal::Disabled(sid, account_id)) => {
-                let mut e = info.event(
-                    state,
-                    "auth.session",
-                    format!("account:{account_id}"),
-                    Outcome::Denied,
-                );
-                e.actor_id = Some(account_id);
+                let mut e = info
+                    .event(state, AuditAction::AccessDenied)
+                    .resource(crate::audit::ResourceKind::Account, account_id.clone());
+                e.actor = Actor::Account(account_id);
                 e.session_id = Some(sid);
-                e.reason = Some("account_disabled".into());
+                e.reason = Some(Reason::AccountDisabled);
                 state.audit(e);
                 return Err(ApiError::AccountDisabled);
             }
         };
+        scope::note_caller(&loaded.principal.account_id, &loaded.session_id);
         let ctx = Ctx {
             principal: loaded.principal,
             session_id: loaded.session_id,
@@ -297,6 +279,19 @@ impl FromRequestParts<AppState> for Ctx {
             via_cookie,
             state: state.clone(),
         };
+        if let Err(retry_after_secs) = state
+            .limits()
+            .check_account(&ctx.principal.account_id, state.now())
+        {
+            state.metrics().rate_limited("account");
+            if state
+                .limits()
+                .should_audit_account(&ctx.principal.account_id, state.now())
+            {
+                ctx.audit_denied(&Resource::System, Reason::RateLimited);
+            }
+            return Err(ApiError::TooManyRequests { retry_after_secs });
+        }
         if via_cookie && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
             let presented = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
             let ok = match (presented, &loaded.csrf_hash) {
@@ -304,12 +299,7 @@ impl FromRequestParts<AppState> for Ctx {
                 _ => false,
             } && ctx.info.check_origin(state).is_ok();
             if !ok {
-                ctx.audit(
-                    "security.csrf",
-                    &Resource::System,
-                    Outcome::Denied,
-                    Some("csrf token or origin mismatch"),
-                );
+                ctx.audit_denied(&Resource::System, Reason::CsrfMismatch);
                 return Err(ApiError::Csrf);
             }
         }
@@ -318,47 +308,116 @@ impl FromRequestParts<AppState> for Ctx {
 }
 
 impl Ctx {
-    /// The one authorisation call: decides with [`authz::authorize`], audits denials (and reads
-    /// that are allowed), and maps a refusal to 403.
+    /// The one authorisation call: decides with [`authz::authorize`], maps a refusal to 403, and
+    /// writes the audit event. A refusal is `access.denied` with the decision's reason code. An
+    /// allowed call on a route the audit table declares a read ([`Audited::Read`]) writes that
+    /// read (once per resource per request), so a read endpoint cannot forget its event; on other
+    /// routes allowed reads (`Action::is_read`) with no declaration fall back to a per-action
+    /// code, and changes are written by the handler with their outcome.
     ///
     /// # Errors
     /// [`ApiError::Forbidden`] with the decision's reason.
     pub fn authorize(&self, action: Action, resource: &Resource) -> Result<(), ApiError> {
         match authz::authorize(&self.principal, action, resource) {
             Ok(()) => {
-                if action.is_read() {
-                    self.audit(
-                        &format!("authz.{}", action.as_str()),
-                        resource,
-                        Outcome::Success,
-                        None,
+                let declared = RequestAudit::current();
+                let read = match declared.as_ref().map(|r| r.audited) {
+                    Some(Audited::Read(a)) => Some(a),
+                    Some(_) => None,
+                    None if action.is_read() => Some(read_action(action)),
+                    None => None,
+                };
+                if let Some(a) = read {
+                    let mut e = self.event(a).on(resource);
+                    e.outcome = Outcome::Success;
+                    let key = (
+                        a,
+                        e.tenant_id.clone(),
+                        e.recording_id.clone(),
+                        e.resource.as_ref().map(|r| r.1.clone()),
                     );
+                    let first = declared.is_none_or(|r| {
+                        let mut g = r.lock();
+                        if g.reads.contains(&key) {
+                            false
+                        } else {
+                            g.reads.push(key);
+                            true
+                        }
+                    });
+                    if first {
+                        self.state.audit(e);
+                    }
                 }
                 Ok(())
             }
             Err(d) => {
-                self.audit(
-                    &format!("authz.{}", action.as_str()),
-                    resource,
-                    Outcome::Denied,
-                    Some(d.reason),
-                );
+                self.audit_denied(resource, d.code);
                 Err(ApiError::forbidden(d.reason))
             }
         }
     }
 
-    /// Records an event by this caller.
-    pub fn audit(&self, action: &str, resource: &Resource, outcome: Outcome, reason: Option<&str>) {
-        let mut e = self
-            .info
-            .event(&self.state, action, resource.describe(), outcome);
-        e.actor_id = Some(self.principal.account_id.clone());
-        e.actor_name = Some(self.principal.username.clone());
+    /// An event by this caller (actor, session, origin filled in) about nothing yet.
+    pub fn event(&self, action: AuditAction) -> AuditEvent {
+        let mut e = self.info.event(&self.state, action);
+        e.actor = Actor::Account(self.principal.account_id.clone());
         e.session_id = Some(self.session_id.clone());
-        e.tenant_id = resource.tenant().map(str::to_owned);
-        e.reason = reason.map(str::to_owned);
+        e
+    }
+
+    /// Records `action` by this caller on `resource` with `outcome`.
+    pub fn audit(
+        &self,
+        action: AuditAction,
+        resource: &Resource,
+        outcome: Outcome,
+        reason: Option<Reason>,
+    ) {
+        let e = self.event(action).on(resource).outcome(outcome, reason);
         self.state.audit(e);
+    }
+
+    /// Records a refusal (`access.denied`) of this caller on `resource`.
+    pub fn audit_denied(&self, resource: &Resource, reason: Reason) {
+        self.audit(
+            AuditAction::AccessDenied,
+            resource,
+            Outcome::Denied,
+            Some(reason),
+        );
+    }
+
+    /// Records the outcome of a change under `action` and passes the result through.
+    pub fn audited<T>(
+        &self,
+        action: AuditAction,
+        resource: &Resource,
+        r: Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        match &r {
+            Ok(_) => self.audit(action, resource, Outcome::Success, None),
+            Err(e) => self.audit(
+                action,
+                resource,
+                Outcome::Failure,
+                Some(crate::audit::reason_of(e)),
+            ),
+        }
+        r
+    }
+}
+
+/// The audit code of an allowed read outside a declared route (CLI helpers, tests).
+fn read_action(action: Action) -> AuditAction {
+    match action {
+        Action::ReadAccounts => AuditAction::AccountRead,
+        Action::ReadTenants => AuditAction::TenantRead,
+        Action::ReadAccessReview => AuditAction::AdminAccessReview,
+        Action::ReadAudit => AuditAction::AuditExport,
+        Action::ReadIncidents => AuditAction::IncidentRead,
+        Action::ListRecordings => AuditAction::RecordingList,
+        _ => AuditAction::RecordingReadMetadata,
     }
 }
 

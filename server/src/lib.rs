@@ -24,6 +24,9 @@ pub mod db;
 pub mod error;
 pub mod extract;
 pub mod http_client;
+pub mod incidents;
+pub mod limits;
+pub mod metrics;
 pub mod render;
 mod routes;
 pub mod secrets;
@@ -35,7 +38,7 @@ pub use audit::{AuditEvent, AuditSink};
 pub use authz::{Action, Denied, Principal, Resource, authorize};
 pub use config::Settings;
 pub use error::{ApiError, Error, Result};
-pub use routes::{ROUTES, router};
+pub use routes::{AUDIT_TABLE, ROUTES, router};
 pub use serve::{Running, serve, serve_state};
 pub use state::AppState;
 

@@ -9,10 +9,11 @@ use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 
 use crate::accounts;
-use crate::audit::{AuditEvent, Origin, Outcome};
+use crate::audit::{AuditAction, AuditEvent, Outcome, ResourceKind, TrailSink};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::incidents::{Category, Detection, IndicatorKind, Priority};
 use crate::routes::router;
 use crate::state::AppState;
 use crate::tls;
@@ -29,6 +30,7 @@ pub struct Running {
     handle: Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     stopped: std::sync::Arc<tokio::sync::Notify>,
+    metrics_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -62,10 +64,26 @@ impl Running {
     /// # Errors
     /// [`Error::Io`] if the server failed.
     pub async fn wait(self) -> Result<()> {
-        match self.task.await {
+        let served = match self.task.await {
             Ok(r) => r.map_err(|e| Error::io("<listener>", e)),
             Err(_) => Err(Error::Task),
+        };
+        // Every event of the requests that finished is made durable before the process ends.
+        self.state.incidents().settle().await;
+        let st = self.state.clone();
+        match tokio::task::spawn_blocking(move || st.audit_sink().flush()).await {
+            Ok(Err(e)) => {
+                tracing::error!(target: "theta::audit", error = %e, "audit trail flush at shutdown failed")
+            }
+            Err(_) => {
+                tracing::error!(target: "theta::audit", "audit trail flush at shutdown failed")
+            }
+            Ok(Ok(())) => {}
         }
+        if let Some(t) = &self.metrics_task {
+            t.abort();
+        }
+        served
     }
 }
 
@@ -88,7 +106,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running> {
     let db = open_db(&settings)?;
-    let state = AppState::new(settings, db)?;
+    // Certificates are checked before the trail, so a profile missing both names TLS first.
+    tls::load(&settings)?;
+    // The hash-chained trail (SQLite + Ed25519 checkpoints), written by a background thread.
+    let trail = std::sync::Arc::new(TrailSink::open(&settings)?);
+    let state = AppState::new(settings, db)?.with_audit(trail);
     serve_state(state, shutdown).await
 }
 
@@ -139,12 +161,27 @@ pub async fn serve_state(
                 tokio::time::sleep(SWEEP_EVERY).await;
             }
         };
+        let verify = async {
+            let every = sweeper_state.settings().audit.verify_every_secs;
+            if every == 0 {
+                return std::future::pending::<()>().await;
+            }
+            loop {
+                tokio::time::sleep(Duration::from_secs(every)).await;
+                verify_trail(&sweeper_state).await;
+            }
+        };
         tokio::select! {
             () = shutdown => h.graceful_shutdown(Some(Duration::from_secs(10))),
             () = stop_signal.notified() => {}
             () = sweep => {}
+            () = verify => {}
         }
     });
+    let metrics_task = match settings.metrics.listen {
+        Some(m) => Some(metrics_listener(&state, m).await?),
+        None => None,
+    };
     tracing::info!(%addr, profile = %settings.name, environment = %settings.environment(), "listening (HTTPS)");
     Ok(Running {
         addr,
@@ -153,7 +190,40 @@ pub async fn serve_state(
         handle,
         task,
         stopped,
+        metrics_task,
     })
+}
+
+/// The private scrape listener (`metrics.listen`): plain HTTP, `/metrics` only, no token — bind
+/// it to an address only the monitoring network reaches.
+async fn metrics_listener(state: &AppState, at: SocketAddr) -> Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .map_err(|e| Error::io(at.to_string(), e))?;
+    let st = state.clone();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let st = st.clone();
+            async move {
+                st.incidents().refresh_metrics(st.now()).await;
+                let _ = st.audit_health();
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    st.metrics().encode(),
+                )
+            }
+        }),
+    );
+    tracing::info!(addr = %at, "metrics listener (plain HTTP, private network only)");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    }))
 }
 
 /// Disables lapsed accounts and audits each.
@@ -167,20 +237,62 @@ pub async fn sweep_once(state: &AppState) {
     {
         Ok(done) => {
             for (id, reason) in done {
-                state.audit(AuditEvent {
-                    at: now,
-                    actor_id: None,
-                    actor_name: Some("system".into()),
-                    session_id: None,
-                    origin: Origin::default(),
-                    action: "account.disable".into(),
-                    resource: format!("account:{id}"),
-                    tenant_id: None,
-                    outcome: Outcome::Success,
-                    reason: Some(reason.into()),
-                });
+                state.audit(
+                    AuditEvent::service(now, AuditAction::AccountDisable, "sweep")
+                        .resource(ResourceKind::Account, id)
+                        .outcome(Outcome::Success, Some(crate::routes::lapse_code(reason))),
+                );
             }
         }
         Err(e) => tracing::error!(error = %e, "account sweep failed"),
     }
+}
+
+/// Verifies the whole audit chain (pinned keys from `audit.verify_keys`, else the published
+/// ones), updates `theta_audit_chain_ok`, and on a finding opens a P1 `audit_chain` incident.
+/// Returns whether the chain verified (`None` when there is no trail file to verify).
+pub async fn verify_trail(state: &AppState) -> Option<bool> {
+    let path = state.settings().audit_log_path();
+    if !path.exists() {
+        return None;
+    }
+    // Committed events only: flush what is queued first.
+    let st = state.clone();
+    let _ = tokio::task::spawn_blocking(move || st.audit_sink().flush()).await;
+    let keys = state.settings().audit.verify_keys.clone();
+    let p = path.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let pinned = match keys {
+            Some(k) => theta_engine::audit::AuditVerifyKeys::load(&k)?,
+            None => theta_engine::audit::AuditVerifyKeys::default(),
+        };
+        theta_engine::audit::verify_log(&p, &pinned)
+    })
+    .await;
+    let now = state.now();
+    let (ok, events, detail) = match r {
+        Ok(Ok(report)) => (report.is_ok(), report.events_checked, report.to_string()),
+        Ok(Err(e)) => (false, 0, format!("verification failed: {e}")),
+        Err(_) => return None,
+    };
+    state.metrics().audit_verified(ok, events, now);
+    if ok {
+        tracing::info!(target: "theta::audit", events, "audit chain verified");
+    } else {
+        tracing::error!(target: "theta::audit", finding = %detail, "audit chain does not verify");
+        state.incidents().report(
+            state,
+            Detection::new(Category::AuditChain, Priority::P1, now, detail)
+                .indicator(IndicatorKind::Resource, "audit-trail"),
+        );
+    }
+    let mut e = AuditEvent::service(now, AuditAction::AuditVerify, "audit-verify");
+    if !ok {
+        e = e.outcome(
+            Outcome::Failure,
+            Some(crate::audit::Reason::IntegrityFailure),
+        );
+    }
+    state.audit(e);
+    Some(ok)
 }

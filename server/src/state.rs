@@ -2,13 +2,16 @@
 
 use std::sync::Arc;
 
-use crate::audit::{AuditEvent, AuditSink, TracingAuditSink};
+use crate::audit::{AuditEvent, AuditSink, SinkHealth, TracingAuditSink};
 use crate::auth::oidc::OidcRegistry;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{IpNet, Settings};
 use crate::data::DataStore;
 use crate::db::Db;
 use crate::error::Result;
+use crate::incidents::Incidents;
+use crate::limits::RateLimits;
+use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
 
 /// Everything handlers share: settings, database, clock, audit sink, OIDC providers.
@@ -22,19 +25,46 @@ pub struct AppState {
     trusted_proxies: Arc<Vec<IpNet>>,
     oidc: Arc<OidcRegistry>,
     secrets: Arc<SecretKey>,
+    metrics: Arc<Metrics>,
+    metrics_token: Option<Arc<zeroize::Zeroizing<String>>>,
+    limits: Arc<RateLimits>,
+    incidents: Arc<Incidents>,
     data: Option<DataStore>,
 }
 
 impl AppState {
-    /// State over an open database with the system clock and the tracing audit sink. Loads (in
-    /// dev, creates) the secrets key.
+    /// State over an open database with the system clock and the tracing audit sink (`theta
+    /// serve` swaps in the hash-chained [`crate::audit::TrailSink`]). Loads (in dev, creates) the
+    /// secrets key; restores the incident detectors' locks.
     ///
     /// # Errors
-    /// [`crate::Error::Config`] for bad proxy blocks, OIDC settings or secrets key.
+    /// [`crate::Error::Config`] for bad proxy blocks, OIDC settings, secrets key or webhooks.
     pub fn new(settings: Settings, db: Db) -> Result<AppState> {
         let trusted = settings.trusted_proxies()?;
         let oidc = OidcRegistry::from_settings(&settings)?;
         let secrets = SecretKey::for_settings(&settings)?;
+        let metrics = Arc::new(Metrics::new());
+        let incidents = Incidents::new(&settings, db.clone(), Arc::clone(&metrics))?;
+        let limits = RateLimits::new(
+            settings.http.rate_per_address,
+            settings.http.rate_per_account,
+        );
+        let metrics_token = match &settings.metrics.token_file {
+            Some(p) => {
+                let t = zeroize::Zeroizing::new(
+                    std::fs::read_to_string(p).map_err(|e| crate::error::Error::io(p, e))?,
+                );
+                let t = zeroize::Zeroizing::new(t.trim().to_owned());
+                if t.len() < 16 {
+                    return Err(crate::error::Error::config(
+                        p,
+                        "the metrics token must be at least 16 characters",
+                    ));
+                }
+                Some(Arc::new(t))
+            }
+            None => None,
+        };
         Ok(AppState {
             settings: Arc::new(settings),
             db,
@@ -43,8 +73,19 @@ impl AppState {
             trusted_proxies: Arc::new(trusted),
             oidc: Arc::new(oidc),
             secrets: Arc::new(secrets),
+            metrics,
+            metrics_token,
+            limits: Arc::new(limits),
+            incidents: Arc::new(incidents),
             data: None,
         })
+    }
+
+    /// Replaces the incident service (tests shorten the webhook back-off).
+    #[must_use]
+    pub fn with_incidents(mut self, incidents: Incidents) -> Self {
+        self.incidents = Arc::new(incidents);
+        self
     }
 
     /// Replaces the clock (tests inject a [`crate::clock::ManualClock`]).
@@ -93,9 +134,47 @@ impl AppState {
         self.clock.now()
     }
 
-    /// Records an audit event.
+    /// Records an audit event: to the sink, counted against the current request (see
+    /// [`crate::audit::RequestAudit`]), and fed to the incident detectors.
     pub fn audit(&self, event: AuditEvent) {
-        self.audit.record(event);
+        crate::audit::scope::note_written(&event);
+        self.metrics.audit_event();
+        self.audit.record(event.clone());
+        // After the event itself, so what the detectors write (account.lock, incident.create)
+        // follows it in the trail.
+        self.incidents.observe(self, &event);
+    }
+
+    /// The audit sink.
+    pub fn audit_sink(&self) -> &dyn AuditSink {
+        &*self.audit
+    }
+
+    /// Whether audit events are being stored (updates the `theta_audit_sink_failing` gauge).
+    pub fn audit_health(&self) -> SinkHealth {
+        let h = self.audit.health();
+        self.metrics.set_audit_failing(h != SinkHealth::Ok);
+        h
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The `/metrics` scrape token, when configured.
+    pub(crate) fn metrics_token(&self) -> Option<&str> {
+        self.metrics_token.as_deref().map(|t| t.as_str())
+    }
+
+    /// The rate limits.
+    pub fn limits(&self) -> &RateLimits {
+        &self.limits
+    }
+
+    /// The incident service.
+    pub fn incidents(&self) -> &Incidents {
+        &self.incidents
     }
 
     /// The key sealing secrets at rest.

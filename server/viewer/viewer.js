@@ -455,7 +455,23 @@
   // ------------------------------------------------------------------------------------------
   // Start: an existing session (cookie) goes straight in; otherwise the login form.
 
+  async function listProviders() {
+    try {
+      const names = await api("GET", "/api/auth/oidc");
+      const box = $("oidc");
+      box.textContent = "";
+      for (const n of names) {
+        const a = document.createElement("a");
+        a.href = `/api/auth/oidc/${encodeURIComponent(n)}/login`;
+        a.textContent = `Sign in with ${n}`;
+        a.className = "oidc";
+        box.appendChild(a);
+      }
+    } catch (e) { /* no provider list: password login only */ }
+  }
+
   window.addEventListener("DOMContentLoaded", async () => {
+    listProviders();
     try {
       S.csrf = csrfFromCookie();
       await start();

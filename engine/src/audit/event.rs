@@ -146,6 +146,17 @@ coded_enum! {
         AuditExport => "audit.export",
         /// The audit chain was verified.
         AuditVerify => "audit.verify",
+        /// The password step of a login succeeded; the second factor is still due (no session
+        /// is usable yet).
+        LoginPassword => "login.password",
+        /// An account was locked after repeated failures (temporary, with back-off).
+        AccountLock => "account.lock",
+        /// Accounts (names, roles, grants) were listed or read by an administrator.
+        AccountRead => "account.read",
+        /// Tenants were listed or read.
+        TenantRead => "tenant.read",
+        /// The incident register was read.
+        IncidentRead => "incident.read",
     }
 }
 
@@ -217,6 +228,20 @@ coded_enum! {
         IntegrityFailure => "integrity_failure",
         /// The operation failed inside the service.
         InternalError => "internal_error",
+        /// The CSRF token or the `Origin` of a browser request did not match.
+        CsrfMismatch => "csrf_mismatch",
+        /// The account was unused for longer than the dormancy period.
+        AccountDormant => "account_dormant",
+        /// The bootstrap administrator was superseded by a nominative one.
+        BootstrapSuperseded => "bootstrap_superseded",
+        /// The object named does not exist.
+        NotFound => "not_found",
+        /// The request conflicts with the current state (duplicate, already done).
+        Conflict => "conflict",
+        /// A policy refused the value (password rules, retention minimum).
+        PolicyViolation => "policy_violation",
+        /// Repeated failures crossed a detection threshold.
+        TooManyFailures => "too_many_failures",
     }
 }
 

@@ -84,6 +84,14 @@ fn run_inner(args: AdminArgs) -> Result<()> {
     let settings = Settings::load(&args.config, args.profile.as_deref())?;
     if let AdminCommand::SecretKey { out } = &args.command {
         crate::secrets::SecretKey::generate(&settings.environment()).write_new(out)?;
+        // Recorded when the profile's trail can be written already (a first key precedes it).
+        if let Err(e) = super::audit::record(
+            &settings,
+            &super::audit::cli_event(crate::audit::AuditAction::KeyCreate)
+                .resource(crate::audit::ResourceKind::Key, "secrets"),
+        ) {
+            eprintln!("theta admin: key written; its creation could not be audited: {e}");
+        }
         println!(
             "Secret key for environment {:?} written to {}",
             settings.environment(),
@@ -92,6 +100,8 @@ fn run_inner(args: AdminArgs) -> Result<()> {
         return Ok(());
     }
     let db = crate::serve::open_db(&settings)?;
+    // Nothing is done that could not be audited: the trail must open first.
+    drop(crate::audit::open_log(&settings)?);
     let now = chrono::Utc::now();
     match args.command {
         AdminCommand::Bootstrap {
@@ -102,6 +112,11 @@ fn run_inner(args: AdminArgs) -> Result<()> {
         } => {
             let (account, otp) =
                 bootstrap(&db, &settings, first_name, last_name, email, username, now)?;
+            super::audit::record(
+                &settings,
+                &super::audit::cli_event(crate::audit::AuditAction::AccountCreate)
+                    .resource(crate::audit::ResourceKind::Account, account.id.clone()),
+            )?;
             println!("Bootstrap administrator created.");
             println!("  username:           {}", account.username);
             println!("  one-time password:  {otp}");
@@ -113,6 +128,10 @@ fn run_inner(args: AdminArgs) -> Result<()> {
         }
         AdminCommand::SecretKey { .. } => Ok(()),
         AdminCommand::AccessReview { format } => {
+            super::audit::record(
+                &settings,
+                &super::audit::cli_event(crate::audit::AuditAction::AdminAccessReview),
+            )?;
             let rows = db.call_blocking(|c| accounts::access_review(c, now))?;
             match format {
                 ReviewFormat::Csv => print!("{}", accounts::review_csv(&rows)),
@@ -184,6 +203,6 @@ pub fn bootstrap(
         tx.commit()?;
         Ok(a)
     })?;
-    tracing::info!(target: "theta::audit", action = "account.bootstrap", resource = %format!("account:{}", account.id), "audit");
+
     Ok((account, otp))
 }

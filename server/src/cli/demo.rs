@@ -183,14 +183,22 @@ async fn ensure_recordings(
 }
 
 /// The interpreter's fresh credentials.
-struct Credentials {
-    password: String,
-    totp_secret: String,
-    otpauth: String,
+#[derive(Debug)]
+pub struct Credentials {
+    /// Password (no change forced at login).
+    pub password: String,
+    /// TOTP secret, base32.
+    pub totp_secret: String,
+    /// The same as an `otpauth://` URI.
+    pub otpauth: String,
 }
 
-/// Creates (or renews) the demo tenant, the interpreter, their grants and credentials.
-fn ensure_interpreter(state: &AppState, recordings: &[String]) -> Result<Credentials> {
+/// Creates (or renews) the demo tenant, the interpreter [`DEMO_USER`], their grants on
+/// `recordings` and fresh credentials (also used by `theta-bench service`).
+///
+/// # Errors
+/// Database, hashing or sealing failures.
+pub fn ensure_interpreter(state: &AppState, recordings: &[String]) -> Result<Credentials> {
     let now = state.now();
     let policy = state.settings().accounts.clone();
     let password = password::generate_one_time();

@@ -1,13 +1,16 @@
 //! Command-line interface of the `theta` binary.
 
 pub mod admin;
+pub mod audit;
 pub mod demo;
+pub mod incidents;
 pub mod ingest;
 pub mod inspect;
 pub mod read;
 pub mod serve;
 pub mod sql;
 pub mod store;
+pub mod store_audit;
 
 use clap::{Parser, Subcommand};
 
@@ -52,11 +55,20 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Administration: bootstrap the first administrator, access review.
     Admin(admin::AdminArgs),
+    /// The audit trail: verify, export, purge, keygen.
+    Audit(audit::AuditArgs),
+    /// The security incident register: list, show, update, report.
+    Incidents(incidents::IncidentsArgs),
 }
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
-    match cli.command {
+    // Store commands are audited to the trail of `THETA_CONFIG`'s profile (see `store_audit`).
+    store_audit::run_audited(cli.command, dispatch)
+}
+
+fn dispatch(command: Command) -> i32 {
+    match command {
         Command::Demo(args) => demo::run(args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Init(args) => store::init(args),
@@ -71,5 +83,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Shred(args) => store::shred(args),
         Command::Serve(args) => serve::run(args),
         Command::Admin(args) => admin::run(args),
+        Command::Audit(args) => audit::run(args),
+        Command::Incidents(args) => incidents::run(args),
     }
 }

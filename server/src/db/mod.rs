@@ -15,8 +15,14 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 
 /// Numbered migrations: (version, name, SQL). Never edit a released one; add a new file.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "accounts", include_str!("migrations/0001_accounts.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "accounts", include_str!("migrations/0001_accounts.sql")),
+    (
+        2,
+        "incidents",
+        include_str!("migrations/0002_incidents.sql"),
+    ),
+];
 
 /// A handle to the database; cheap to clone.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use crate::accounts::{
     self, Account, Grant, GrantScope, NameException, NewAccount, Role, Status, Tenant,
 };
-use crate::audit::Outcome;
+use crate::audit::{AuditAction, Outcome};
 use crate::auth::password;
 use crate::authz::{Action, Resource};
 use crate::error::{ApiError, Error};
@@ -27,15 +27,11 @@ fn account_res(id: &str) -> Resource {
 /// Runs a change, audits its outcome under `action`, and returns its result.
 fn audited<T>(
     ctx: &Ctx,
-    action: &str,
+    action: AuditAction,
     resource: &Resource,
     r: Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    match &r {
-        Ok(_) => ctx.audit(action, resource, Outcome::Success, None),
-        Err(e) => ctx.audit(action, resource, Outcome::Failure, Some(e.code())),
-    }
-    r
+    ctx.audited(action, resource, r)
 }
 
 pub(crate) async fn list_accounts(
@@ -101,7 +97,7 @@ pub(crate) async fn create_account(
         Ok(c) => account_res(&c.account.id),
         Err(_) => Resource::System,
     };
-    audited(&ctx, "account.create", &res, r).map(|c| (StatusCode::CREATED, Json(c)))
+    audited(&ctx, AuditAction::AccountCreate, &res, r).map(|c| (StatusCode::CREATED, Json(c)))
 }
 
 #[derive(Deserialize)]
@@ -132,7 +128,7 @@ pub(crate) async fn patch_account(
     {
         return audited(
             &ctx,
-            "account.update",
+            AuditAction::AccountUpdate,
             &res,
             Err(ApiError::bad_request(
                 "id",
@@ -142,6 +138,7 @@ pub(crate) async fn patch_account(
     }
     let now = state.now();
     let id2 = id.clone();
+    let (new_status, new_role) = (patch.status, patch.role);
     let r = state
         .db()
         .call(move |c| -> Result<Option<Account>, Error> {
@@ -172,7 +169,13 @@ pub(crate) async fn patch_account(
                 what: format!("account {id}"),
             })
         });
-    audited(&ctx, "account.update", &res, r).map(Json)
+    // The precise act: a disable or enable is its own code; anything else is an update.
+    let action = match (new_status, new_role) {
+        (Some(Status::Disabled), None) => AuditAction::AccountDisable,
+        (Some(Status::Active), None) => AuditAction::AccountEnable,
+        _ => AuditAction::AccountUpdate,
+    };
+    audited(&ctx, action, &res, r).map(Json)
 }
 
 #[derive(Serialize)]
@@ -214,7 +217,7 @@ pub(crate) async fn reset_credentials(
         if found { Ok(Reset { one_time_password: otp.to_string() }) } else { Err(ApiError::NotFound { what: format!("account {id}") }) }
     }
     .await;
-    audited(&ctx, "account.reset_credentials", &res, r).map(Json)
+    audited(&ctx, AuditAction::AccountMfaReset, &res, r).map(Json)
 }
 
 pub(crate) async fn list_grants(
@@ -249,7 +252,7 @@ pub(crate) async fn add_grant(
         })
         .await
         .map_err(ApiError::from);
-    audited(&ctx, "grant.create", &res, r).map(|g| (StatusCode::CREATED, Json(g)))
+    audited(&ctx, AuditAction::GrantCreate, &res, r).map(|g| (StatusCode::CREATED, Json(g)))
 }
 
 pub(crate) async fn delete_grant(
@@ -273,7 +276,7 @@ pub(crate) async fn delete_grant(
         Ok(holder) => account_res(holder),
         Err(_) => Resource::System,
     };
-    audited(&ctx, "grant.delete", &res, r).map(|_| StatusCode::NO_CONTENT)
+    audited(&ctx, AuditAction::GrantDelete, &res, r).map(|_| StatusCode::NO_CONTENT)
 }
 
 pub(crate) async fn list_name_exceptions(
@@ -308,7 +311,7 @@ pub(crate) async fn add_name_exception(
         .call(move |c| accounts::add_name_exception(c, &body.username, &body.reason, &by, now))
         .await
         .map_err(ApiError::from);
-    audited(&ctx, "name_exception.create", &Resource::System, r)
+    audited(&ctx, AuditAction::AdminConfigChange, &Resource::System, r)
         .map(|e| (StatusCode::CREATED, Json(e)))
 }
 
@@ -334,7 +337,7 @@ pub(crate) async fn list_tenants(
                 .collect()
         };
     ctx.audit(
-        "authz.read_tenants",
+        AuditAction::TenantRead,
         &Resource::System,
         Outcome::Success,
         None,
@@ -368,7 +371,7 @@ pub(crate) async fn create_tenant(
         },
         Err(_) => Resource::System,
     };
-    audited(&ctx, "tenant.create", &res, r).map(|t| (StatusCode::CREATED, Json(t)))
+    audited(&ctx, AuditAction::TenantCreate, &res, r).map(|t| (StatusCode::CREATED, Json(t)))
 }
 
 #[derive(Deserialize)]
@@ -397,4 +400,34 @@ pub(crate) async fn access_review(
             .into_response()),
         Some(_) => Err(ApiError::bad_request("format", "json or csv")),
     }
+}
+
+/// Lifts the lock the brute-force detector put on an account (its back-off level is kept, so a
+/// renewed attack locks it for longer).
+pub(crate) async fn unlock_account(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let res = account_res(&id);
+    ctx.authorize(Action::ManageAccounts, &res)?;
+    let id2 = id.clone();
+    let exists = state
+        .db()
+        .call(move |c| accounts::get(c, &id2))
+        .await?
+        .is_some();
+    let r = if exists {
+        state
+            .incidents()
+            .unlock_account(&id, state.now())
+            .await
+            .map_err(ApiError::from)
+            .map(|_| StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound {
+            what: format!("account {id}"),
+        })
+    };
+    audited(&ctx, AuditAction::AccountUnlock, &res, r)
 }

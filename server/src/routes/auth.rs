@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::accounts::{self, Account, Status};
-use crate::audit::Outcome;
+use crate::audit::{Actor, AuditAction, Outcome, Reason, ResourceKind};
 use crate::auth::{self, NewSession, Stage, password, recovery, session, totp};
 use crate::authz::{Action, Resource};
 use crate::clock::to_millis;
@@ -54,11 +54,25 @@ pub(crate) async fn login(
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Json<LoginStep>, ApiError> {
     info.check_origin(&state)?;
+    let now = state.now();
     let attempted = accounts::normalise_username(&body.username);
-    let mut event = info.event(&state, "auth.login", "system".into(), Outcome::Failure);
-    event.actor_name = Some(attempted.chars().take(64).collect());
+    let mut event = info.event(&state, AuditAction::LoginFailure);
+    event.actor = Actor::Attempted(attempted.chars().take(64).collect());
+    // An address throttled after repeated failures tests no password (exponential back-off).
+    if let Some(secs) = info
+        .origin
+        .client_addr
+        .and_then(|a| state.incidents().address_throttled(a, now))
+    {
+        state.metrics().rate_limited("login");
+        event.reason = Some(Reason::RateLimited);
+        state.audit(event);
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: secs,
+        });
+    }
     if body.password.chars().count() > password::MAX_LEN || attempted.len() > 64 {
-        event.reason = Some("invalid_credentials".into());
+        event.reason = Some(Reason::InvalidRequest);
         state.audit(event);
         return Err(ApiError::Unauthorized {
             code: "invalid_credentials",
@@ -69,22 +83,41 @@ pub(crate) async fn login(
         .db()
         .call(move |c| accounts::by_username(c, &u))
         .await?;
+    // A locked account (or a locked unknown name) tests no password either.
+    let lock_key = found
+        .as_ref()
+        .map_or_else(|| format!("u:{attempted}"), |(a, _)| a.id.clone());
+    if let Some((a, _)) = &found {
+        event.resource = Some((ResourceKind::Account, a.id.clone()));
+        event.tenant_id = a.tenant_id.clone();
+    }
+    if let Some(secs) = state.incidents().account_locked(&lock_key, now) {
+        event.reason = Some(Reason::AccountLocked);
+        state.audit(event);
+        return Err(ApiError::Locked {
+            retry_after_secs: secs,
+        });
+    }
     // Unknown users are checked against a dummy hash so timing does not reveal which exist.
     let phc = found
         .as_ref()
         .and_then(|(_, c)| c.password_hash.clone())
         .unwrap_or_else(|| password::dummy_hash().to_owned());
     let matched = password::verify_any_async(Zeroizing::new(body.password), vec![phc]).await?;
+    let exists = found.is_some();
     let Some((acc, creds)) = found.filter(|_| matched) else {
-        event.reason = Some("invalid_credentials".into());
+        event.reason = Some(if exists {
+            Reason::BadPassword
+        } else {
+            Reason::UnknownAccount
+        });
         state.audit(event);
         return Err(ApiError::Unauthorized {
             code: "invalid_credentials",
         });
     };
-    event.actor_id = Some(acc.id.clone());
-    event.resource = format!("account:{}", acc.id);
-    let now = state.now();
+    // From here the password is right: the actor is the account.
+    event.actor = Actor::Account(acc.id.clone());
     let policy = state.settings().accounts.clone();
     let lapse = accounts::lapse_reason(&acc, &policy, now);
     if acc.status != Status::Active || lapse.is_some() {
@@ -95,16 +128,13 @@ pub(crate) async fn login(
                 .call(move |c| accounts::disable(c, &id, reason, now))
                 .await?;
             let mut e = event.clone();
-            e.action = "account.disable".into();
+            e.action = AuditAction::AccountDisable;
+            e.actor = Actor::Service("sweep".into());
             e.outcome = Outcome::Success;
-            e.reason = Some(reason.into());
+            e.reason = Some(lapse_code(reason));
             state.audit(e);
         }
-        event.outcome = Outcome::Denied;
-        event.reason = Some(format!(
-            "account_disabled:{}",
-            lapse.or(acc.disabled_reason.as_deref()).unwrap_or("")
-        ));
+        event.reason = Some(Reason::AccountDisabled);
         state.audit(event);
         return Err(ApiError::AccountDisabled);
     }
@@ -122,8 +152,9 @@ pub(crate) async fn login(
         next.push("enroll_totp");
     }
     next.push("totp");
+    event.action = AuditAction::LoginPassword;
     event.outcome = Outcome::Success;
-    event.action = "auth.password".into();
+    event.reason = None;
     event.session_id = Some(pending.id.clone());
     state.audit(event);
     Ok(Json(LoginStep {
@@ -131,6 +162,16 @@ pub(crate) async fn login(
         expires_in: lifetime.num_seconds(),
         next,
     }))
+}
+
+/// The audit reason of an account lapse code (`expired`, `dormant`).
+pub(crate) fn lapse_code(reason: &str) -> Reason {
+    match reason {
+        "dormant" => Reason::AccountDormant,
+        "expired" => Reason::AccountExpired,
+        "bootstrap_superseded" => Reason::BootstrapSuperseded,
+        _ => Reason::AccountDisabled,
+    }
 }
 
 /// Loads the pending login of an `mfa_token`, re-checking the account.
@@ -153,14 +194,21 @@ async fn pending(
         })
         .await?;
     let Some((p, acc, creds)) = found else {
-        let mut e = info.event(state, "auth.mfa", "system".into(), Outcome::Failure);
-        e.reason = Some("mfa_token_invalid".into());
+        let mut e = info.event(state, AuditAction::LoginMfaFailure);
+        e.reason = Some(Reason::SessionInvalid);
         state.audit(e);
         return Err(ApiError::Unauthorized {
             code: "mfa_token_invalid",
         });
     };
     if acc.status != Status::Active {
+        let mut e = info
+            .event(state, AuditAction::LoginMfaFailure)
+            .resource(ResourceKind::Account, acc.id.clone());
+        e.actor = Actor::Account(acc.id.clone());
+        e.session_id = Some(p.id.clone());
+        e.reason = Some(Reason::AccountDisabled);
+        state.audit(e);
         return Err(ApiError::AccountDisabled);
     }
     Ok((p, acc, creds))
@@ -189,18 +237,15 @@ pub(crate) async fn mfa_password(
         Zeroizing::new(body.new_password),
     )
     .await;
-    let mut e = info.event(
-        &state,
-        "account.password_change",
-        format!("account:{}", acc.id),
-        Outcome::Success,
-    );
-    e.actor_id = Some(acc.id.clone());
-    e.actor_name = Some(acc.username.clone());
+    let mut e = info
+        .event(&state, AuditAction::AccountPasswordChange)
+        .resource(ResourceKind::Account, acc.id.clone());
+    e.actor = Actor::Account(acc.id.clone());
+    e.tenant_id = acc.tenant_id.clone();
     e.session_id = Some(p.id);
     if let Err(err) = &outcome {
         e.outcome = Outcome::Failure;
-        e.reason = Some(err.code().into());
+        e.reason = Some(crate::audit::reason_of(err));
     }
     state.audit(e);
     outcome.map(|()| StatusCode::NO_CONTENT)
@@ -307,14 +352,11 @@ pub(crate) async fn mfa_enroll(
             Ok(())
         })
         .await?;
-    let mut e = info.event(
-        &state,
-        "account.totp_enroll",
-        format!("account:{}", acc.id),
-        Outcome::Success,
-    );
-    e.actor_id = Some(acc.id.clone());
-    e.actor_name = Some(acc.username.clone());
+    let mut e = info
+        .event(&state, AuditAction::AccountMfaEnroll)
+        .resource(ResourceKind::Account, acc.id.clone());
+    e.actor = Actor::Account(acc.id.clone());
+    e.tenant_id = acc.tenant_id.clone();
     e.session_id = Some(p.id);
     state.audit(e);
     Ok(Json(Enrolment {
@@ -351,23 +393,26 @@ pub(crate) async fn mfa_verify(
     info.check_origin(&state)?;
     let (p, acc, creds) = pending(&state, &info, &body.mfa_token).await?;
     let now = state.now();
-    let mut e = info.event(
-        &state,
-        "auth.mfa",
-        format!("account:{}", acc.id),
-        Outcome::Failure,
-    );
-    e.actor_id = Some(acc.id.clone());
-    e.actor_name = Some(acc.username.clone());
+    let mut e = info
+        .event(&state, AuditAction::LoginMfaFailure)
+        .resource(ResourceKind::Account, acc.id.clone());
+    e.actor = Actor::Account(acc.id.clone());
+    e.tenant_id = acc.tenant_id.clone();
     e.session_id = Some(p.id.clone());
+    if let Some(secs) = state.incidents().account_locked(&acc.id, now) {
+        e.reason = Some(Reason::AccountLocked);
+        state.audit(e);
+        return Err(ApiError::Locked {
+            retry_after_secs: secs,
+        });
+    }
     if accounts::password_change_due(&acc, &state.settings().accounts, now) {
-        e.outcome = Outcome::Denied;
-        e.reason = Some("password_change_required".into());
+        e.reason = Some(Reason::PasswordExpired);
         state.audit(e);
         return Err(ApiError::PasswordChangeRequired);
     }
     let Some(sealed) = creds.totp_secret.clone() else {
-        e.reason = Some("totp_not_enrolled".into());
+        e.reason = Some(Reason::MfaRequired);
         state.audit(e);
         return Err(ApiError::bad_request(
             "code",
@@ -431,14 +476,7 @@ pub(crate) async fn mfa_verify(
                 Ok(())
             })
             .await?;
-        e.reason = Some(
-            if body.recovery_code.is_some() {
-                "bad_recovery_code"
-            } else {
-                "bad_totp"
-            }
-            .into(),
-        );
+        e.reason = Some(Reason::MfaInvalid);
         state.audit(e);
         return Err(ApiError::Unauthorized {
             code: "invalid_second_factor",
@@ -482,22 +520,22 @@ pub(crate) async fn open_session(
     let account = account.ok_or(ApiError::Unauthorized {
         code: "session_required",
     })?;
-    let mut e = info.event(
-        state,
-        "auth.login",
-        format!("account:{}", acc.id),
-        Outcome::Success,
-    );
-    e.actor_id = Some(acc.id.clone());
-    e.actor_name = Some(acc.username.clone());
+    // The method (password+totp, recovery code, oidc) is kept with the session, which the
+    // event names.
+    let _ = method;
+    let mut e = info
+        .event(state, AuditAction::LoginSuccess)
+        .resource(ResourceKind::Account, acc.id.clone());
+    e.actor = Actor::Account(acc.id.clone());
+    e.tenant_id = acc.tenant_id.clone();
     e.session_id = Some(s.id.clone());
-    e.reason = Some(method.into());
     state.audit(e.clone());
     for b in superseded {
         let mut d = e.clone();
-        d.action = "account.disable".into();
-        d.resource = format!("account:{b}");
-        d.reason = Some("bootstrap_superseded".into());
+        d.action = AuditAction::AccountDisable;
+        d.resource = Some((ResourceKind::Account, b));
+        d.tenant_id = None;
+        d.reason = Some(Reason::BootstrapSuperseded);
         state.audit(d);
     }
     let csrf = s.csrf_token.clone().unwrap_or_default();
@@ -531,7 +569,7 @@ pub(crate) async fn logout(State(state): State<AppState>, ctx: Ctx) -> Result<Re
         .call(move |c| auth::revoke_session(c, &sid, "logout", now))
         .await?;
     ctx.audit(
-        "auth.logout",
+        AuditAction::Logout,
         &Resource::Account {
             account_id: ctx.principal.account_id.clone(),
         },
@@ -628,13 +666,18 @@ pub(crate) async fn password_change(
                     Ok(())
                 })
                 .await?;
-            ctx.audit("account.password_change", &me, Outcome::Success, None);
+            ctx.audit(
+                AuditAction::AccountPasswordChange,
+                &me,
+                Outcome::Success,
+                None,
+            );
         }
         Err(e) => ctx.audit(
-            "account.password_change",
+            AuditAction::AccountPasswordChange,
             &me,
             Outcome::Failure,
-            Some(e.code()),
+            Some(crate::audit::reason_of(e)),
         ),
     }
     r.map(|()| StatusCode::NO_CONTENT)

@@ -14,11 +14,15 @@ pub(crate) async fn healthz() -> &'static str {
 }
 
 pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    if state.db().ping().await {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+    if !state.db().ping().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable");
     }
+    if let Some(data) = state.data()
+        && data.store().recording_ids().await.is_err()
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
+    }
+    (StatusCode::OK, "ready")
 }
 
 pub(crate) async fn openapi() -> impl IntoResponse {

@@ -3,15 +3,22 @@
 //! Adding a data endpoint (phase 2): write the handler in a new `routes/<area>.rs`, take a
 //! [`crate::extract::Ctx`], resolve the recording's tenant, make the one call
 //! `ctx.authorize(Action::ReadRecording, &Resource::Recording { tenant_id, recording_id })?`,
-//! add one `.route(…)` line below and one row to the matrix test (`tests/matrix.rs`), and
-//! document it in `openapi.yaml`.
+//! add one `.route(…)` line below, one row to [`ROUTES`] and to [`AUDIT_TABLE`] (a read route
+//! declares its audit code, e.g. `Audited::Read(AuditAction::RecordingReadWindow)`: the
+//! authorisation call then writes the event), one row to the matrix test (`tests/matrix.rs`) and
+//! to the audit table test (`tests/audit_trail.rs`), and document it in `openapi.yaml`.
 
 pub(crate) mod admin;
+pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod health;
+pub(crate) mod incidents;
+pub(crate) mod middleware;
 pub(crate) mod oidc;
 pub(crate) mod recordings;
 pub(crate) mod viewer;
+
+pub(crate) use auth::lapse_code;
 
 use std::time::Duration;
 
@@ -25,6 +32,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::audit::{AuditAction, Audited};
 use crate::state::AppState;
 
 /// Every route, in one table (kept in step with `openapi.yaml` by a test).
@@ -38,6 +46,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/auth/mfa/verify"),
     ("POST", "/api/auth/logout"),
     ("POST", "/api/auth/password"),
+    ("GET", "/api/auth/oidc"),
     ("GET", "/api/auth/oidc/{provider}/login"),
     ("GET", "/api/auth/oidc/{provider}/callback"),
     ("GET", "/api/me"),
@@ -65,7 +74,248 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/recordings/{id}/annotations/history"),
     ("PATCH", "/api/recordings/{id}/annotations/{aid}"),
     ("DELETE", "/api/recordings/{id}/annotations/{aid}"),
+    ("POST", "/api/accounts/{id}/unlock"),
+    ("GET", "/api/audit/export"),
+    ("GET", "/api/incidents"),
+    ("GET", "/api/incidents/report"),
+    ("GET", "/api/incidents/{id}"),
+    ("PATCH", "/api/incidents/{id}"),
+    ("GET", "/metrics"),
 ];
+
+/// How every route is audited: one row per route of [`ROUTES`] (a test keeps them in step).
+/// Reads are written by the authorisation call; acts by their handler; a middleware writes a
+/// fallback event for an audited request that wrote none (`theta_audit_fallback_events_total`).
+pub const AUDIT_TABLE: &[(&str, &str, Audited)] = &[
+    (
+        "GET",
+        "/healthz",
+        Audited::Exempt("liveness probe: no account, no data"),
+    ),
+    (
+        "GET",
+        "/readyz",
+        Audited::Exempt("readiness probe: no account, no data"),
+    ),
+    (
+        "GET",
+        "/api/openapi.yaml",
+        Audited::Exempt("public API description"),
+    ),
+    (
+        "POST",
+        "/api/auth/login",
+        Audited::Act(AuditAction::LoginPassword),
+    ),
+    (
+        "POST",
+        "/api/auth/mfa/password",
+        Audited::Act(AuditAction::AccountPasswordChange),
+    ),
+    (
+        "POST",
+        "/api/auth/mfa/enroll",
+        Audited::Act(AuditAction::AccountMfaEnroll),
+    ),
+    (
+        "POST",
+        "/api/auth/mfa/verify",
+        Audited::Act(AuditAction::LoginSuccess),
+    ),
+    (
+        "POST",
+        "/api/auth/logout",
+        Audited::Act(AuditAction::Logout),
+    ),
+    (
+        "POST",
+        "/api/auth/password",
+        Audited::Act(AuditAction::AccountPasswordChange),
+    ),
+    (
+        "GET",
+        "/api/auth/oidc/{provider}/login",
+        Audited::Exempt("redirect to the identity provider; the callback is audited"),
+    ),
+    (
+        "GET",
+        "/api/auth/oidc/{provider}/callback",
+        Audited::Act(AuditAction::LoginSuccess),
+    ),
+    (
+        "GET",
+        "/api/me",
+        Audited::Exempt("the caller's own account; the login was audited"),
+    ),
+    (
+        "GET",
+        "/api/accounts",
+        Audited::Read(AuditAction::AccountRead),
+    ),
+    (
+        "POST",
+        "/api/accounts",
+        Audited::Act(AuditAction::AccountCreate),
+    ),
+    (
+        "GET",
+        "/api/accounts/{id}",
+        Audited::Read(AuditAction::AccountRead),
+    ),
+    (
+        "PATCH",
+        "/api/accounts/{id}",
+        Audited::Act(AuditAction::AccountUpdate),
+    ),
+    (
+        "POST",
+        "/api/accounts/{id}/reset-credentials",
+        Audited::Act(AuditAction::AccountMfaReset),
+    ),
+    (
+        "GET",
+        "/api/accounts/{id}/grants",
+        Audited::Read(AuditAction::AccountRead),
+    ),
+    (
+        "POST",
+        "/api/accounts/{id}/grants",
+        Audited::Act(AuditAction::GrantCreate),
+    ),
+    (
+        "DELETE",
+        "/api/grants/{id}",
+        Audited::Act(AuditAction::GrantDelete),
+    ),
+    (
+        "GET",
+        "/api/name-exceptions",
+        Audited::Read(AuditAction::AccountRead),
+    ),
+    (
+        "POST",
+        "/api/name-exceptions",
+        Audited::Act(AuditAction::AdminConfigChange),
+    ),
+    (
+        "GET",
+        "/api/tenants",
+        Audited::Read(AuditAction::TenantRead),
+    ),
+    (
+        "POST",
+        "/api/tenants",
+        Audited::Act(AuditAction::TenantCreate),
+    ),
+    (
+        "GET",
+        "/api/access-review",
+        Audited::Read(AuditAction::AdminAccessReview),
+    ),
+    (
+        "POST",
+        "/api/accounts/{id}/unlock",
+        Audited::Act(AuditAction::AccountUnlock),
+    ),
+    (
+        "GET",
+        "/api/audit/export",
+        Audited::Act(AuditAction::AuditExport),
+    ),
+    (
+        "GET",
+        "/api/incidents",
+        Audited::Read(AuditAction::IncidentRead),
+    ),
+    (
+        "GET",
+        "/api/incidents/report",
+        Audited::Read(AuditAction::IncidentRead),
+    ),
+    (
+        "GET",
+        "/api/incidents/{id}",
+        Audited::Read(AuditAction::IncidentRead),
+    ),
+    (
+        "PATCH",
+        "/api/incidents/{id}",
+        Audited::Act(AuditAction::IncidentUpdate),
+    ),
+    (
+        "GET",
+        "/metrics",
+        Audited::Exempt("operational counters, token-protected, no ids"),
+    ),
+    (
+        "GET",
+        "/api/auth/oidc",
+        Audited::Exempt("names of the configured identity providers, public"),
+    ),
+    (
+        "GET",
+        "/api/recordings",
+        Audited::Read(AuditAction::RecordingList),
+    ),
+    (
+        "POST",
+        "/api/tenants/{tenant_id}/recordings",
+        Audited::Act(AuditAction::RecordingCreate),
+    ),
+    (
+        "GET",
+        "/api/recordings/{id}",
+        Audited::Read(AuditAction::RecordingReadMetadata),
+    ),
+    (
+        "GET",
+        "/api/recordings/{id}/window",
+        Audited::Read(AuditAction::RecordingReadWindow),
+    ),
+    (
+        "GET",
+        "/api/recordings/{id}/overview",
+        Audited::Read(AuditAction::RecordingOverview),
+    ),
+    (
+        "GET",
+        "/api/recordings/{id}/psd",
+        Audited::Read(AuditAction::RecordingPsd),
+    ),
+    (
+        "GET",
+        "/api/recordings/{id}/annotations",
+        Audited::Read(AuditAction::AnnotationRead),
+    ),
+    (
+        "POST",
+        "/api/recordings/{id}/annotations",
+        Audited::Act(AuditAction::AnnotationCreate),
+    ),
+    (
+        "GET",
+        "/api/recordings/{id}/annotations/history",
+        Audited::Read(AuditAction::AnnotationRead),
+    ),
+    (
+        "PATCH",
+        "/api/recordings/{id}/annotations/{aid}",
+        Audited::Act(AuditAction::AnnotationUpdate),
+    ),
+    (
+        "DELETE",
+        "/api/recordings/{id}/annotations/{aid}",
+        Audited::Act(AuditAction::AnnotationDelete),
+    ),
+];
+
+/// The audit declaration of a route, if it is in the table.
+pub(crate) fn audited(method: &str, path: &str) -> Option<Audited> {
+    AUDIT_TABLE
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == path)
+        .map(|r| r.2)
+}
 
 /// The application: routes, state and tower layers (trace, time-out, concurrency limit, body
 /// limit, security headers).
@@ -103,6 +353,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/auth/mfa/verify", post(auth::mfa_verify))
         .route("/api/auth/logout", post(auth::logout))
         .route("/api/auth/password", post(auth::password_change))
+        .route("/api/auth/oidc", get(oidc::providers))
         .route("/api/auth/oidc/{provider}/login", get(oidc::login))
         .route("/api/auth/oidc/{provider}/callback", get(oidc::callback))
         .route("/api/me", get(auth::me))
@@ -131,6 +382,12 @@ pub fn router(state: AppState) -> Router {
             "/api/recordings/{id}/annotations/{aid}",
             patch(recordings::edit_annotation).delete(recordings::delete_annotation),
         )
+        .route("/api/accounts/{id}/unlock", post(admin::unlock_account))
+        .route("/api/audit/export", get(audit::export))
+        .route("/api/incidents", get(incidents::list))
+        .route("/api/incidents/report", get(incidents::report))
+        .route("/api/incidents/{id}", get(incidents::show).patch(incidents::update))
+        .route("/metrics", get(middleware::metrics))
         .layer(DefaultBodyLimit::max(s.http.body_limit_bytes))
         .layer(RequestBodyLimitLayer::new(s.http.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -138,8 +395,20 @@ pub fn router(state: AppState) -> Router {
             Duration::from_secs(s.http.request_timeout_secs),
         ))
         .merge(uploads)
-        .with_state(state)
+        // Inside the routes (uploads included): sees the matched template (audit table, latency
+        // labels).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::audit_and_measure,
+        ))
+        .with_state(state.clone())
         .layer(ConcurrencyLimitLayer::new(s.http.max_concurrent_requests))
+        // Outside the concurrency limit and before routing: a flooding address is refused
+        // cheaply and cannot take the slots others need.
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            middleware::rate_limit,
+        ))
         // Spans carry method and path only: query strings may hold OIDC codes and states.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())

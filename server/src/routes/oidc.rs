@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Deserialize;
 
 use crate::accounts::{self, Account, Status};
-use crate::audit::Outcome;
+use crate::audit::{Actor, AuditAction, Outcome, Reason, ResourceKind};
 use crate::auth::session;
 use crate::clock::{from_millis, to_millis};
 use crate::error::{ApiError, Error};
@@ -86,9 +86,9 @@ pub(crate) async fn callback(
     Query(q): Query<Callback>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut e = info.event(&state, "auth.login", "system".into(), Outcome::Failure);
+    let mut e = info.event(&state, AuditAction::LoginFailure);
     let refuse = |mut e: crate::audit::AuditEvent, code: &'static str| {
-        e.reason = Some(code.into());
+        e.reason = Some(oidc_reason(code));
         state.audit(e);
         Err(ApiError::Unauthorized { code })
     };
@@ -144,10 +144,10 @@ pub(crate) async fn callback(
         Ok(i) => i,
         Err(r) => return refuse(e, r.code()),
     };
-    e.actor_name = Some(
+    e.actor = Actor::Attempted(
         format!("{}#{}", identity.issuer, identity.subject)
             .chars()
-            .take(200)
+            .take(128)
             .collect(),
     );
     let by_email = state.oidc().links_by_email(&provider);
@@ -182,8 +182,9 @@ pub(crate) async fn callback(
     let Some((acc, newly_linked)) = mapped else {
         return refuse(e, "oidc_no_account");
     };
-    e.actor_id = Some(acc.id.clone());
-    e.resource = format!("account:{}", acc.id);
+    e.actor = Actor::Account(acc.id.clone());
+    e.resource = Some((ResourceKind::Account, acc.id.clone()));
+    e.tenant_id = acc.tenant_id.clone();
     let policy = state.settings().accounts.clone();
     if acc.status != Status::Active || accounts::lapse_reason(&acc, &policy, now).is_some() {
         if let Some(reason) = accounts::lapse_reason(&acc, &policy, now) {
@@ -193,22 +194,52 @@ pub(crate) async fn callback(
                 .call(move |c| accounts::disable(c, &id, reason, now))
                 .await?;
         }
-        e.outcome = Outcome::Denied;
-        e.reason = Some("account_disabled".into());
+        e.reason = Some(Reason::AccountDisabled);
         state.audit(e);
         return Err(ApiError::AccountDisabled);
     }
     if newly_linked {
         let mut l = e.clone();
-        l.action = "account.oidc_link".into();
+        l.action = AuditAction::AccountUpdate;
         l.outcome = Outcome::Success;
+        l.reason = None;
         state.audit(l);
     }
     let mut resp = open_session(&state, &info, &acc, None, "oidc").await?;
-    // Browsers land on the application; API clients read the JSON body.
     resp.headers_mut().append(
         header::SET_COOKIE,
         HeaderValue::from_str(&session::oidc_cookie("", 0)).map_err(|_| Error::Task)?,
     );
+    // Browsers land on the viewer (the session cookies are set on this answer); API clients
+    // read the JSON body.
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if wants_html {
+        *resp.status_mut() = axum::http::StatusCode::SEE_OTHER;
+        resp.headers_mut()
+            .insert(header::LOCATION, HeaderValue::from_static("/"));
+    }
     Ok(resp)
+}
+
+/// The audit reason of an OpenID Connect refusal code.
+fn oidc_reason(code: &str) -> Reason {
+    if code.contains("mfa") {
+        Reason::MfaRequired
+    } else if code.contains("state") || code.contains("browser") {
+        Reason::SessionInvalid
+    } else if code.contains("bad_request") {
+        Reason::InvalidRequest
+    } else if code.contains("no_account") {
+        Reason::UnknownAccount
+    } else {
+        Reason::NotAuthenticated
+    }
+}
+
+/// The configured identity providers (names), for the login page.
+pub(crate) async fn providers(State(state): State<AppState>) -> axum::Json<Vec<String>> {
+    axum::Json(state.oidc().names())
 }

@@ -19,7 +19,7 @@ use theta_engine::store::{
     OverviewRequest, Recording, RecordingId, RecordingStatus, TenantId, Units, WindowRequest,
 };
 
-use crate::audit::Outcome;
+use crate::audit::{AuditAction, Outcome, reason_of};
 use crate::authz::{self, Action, Resource};
 use crate::data::{DataStore, store_error};
 use crate::error::{ApiError, Error};
@@ -156,7 +156,12 @@ pub(crate) async fn list(
         )?;
     }
     if q.tenant.is_none() {
-        ctx.audit("recording.list", &Resource::System, Outcome::Success, None);
+        ctx.audit(
+            AuditAction::RecordingList,
+            &Resource::System,
+            Outcome::Success,
+            None,
+        );
     }
     let store = data(&state)?;
     let mut out = Vec::new();
@@ -212,7 +217,7 @@ pub(crate) async fn upload(
         Ok(v) => {
             let rid = v["recording_id"].as_str().unwrap_or_default().to_owned();
             ctx.audit(
-                "recording.create",
+                AuditAction::RecordingCreate,
                 &Resource::Recording {
                     tenant_id: tenant_id.clone(),
                     recording_id: rid,
@@ -221,7 +226,12 @@ pub(crate) async fn upload(
                 None,
             );
         }
-        Err(e) => ctx.audit("recording.create", &res, Outcome::Failure, Some(e.code())),
+        Err(e) => ctx.audit(
+            AuditAction::RecordingCreate,
+            &res,
+            Outcome::Failure,
+            Some(reason_of(e)),
+        ),
     }
     r.map(|v| (StatusCode::CREATED, Json(v)))
 }
@@ -601,13 +611,13 @@ pub(crate) async fn annotation_history(
 
 fn audited<T>(
     ctx: &Ctx,
-    action: &str,
+    action: AuditAction,
     res: &Resource,
     r: Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     match &r {
         Ok(_) => ctx.audit(action, res, Outcome::Success, None),
-        Err(e) => ctx.audit(action, res, Outcome::Failure, Some(e.code())),
+        Err(e) => ctx.audit(action, res, Outcome::Failure, Some(reason_of(e))),
     }
     r
 }
@@ -628,7 +638,7 @@ pub(crate) async fn add_annotation(
         current(&rec, aid).await
     }
     .await;
-    audited(&ctx, "annotation.create", &res, r).map(|a| (StatusCode::CREATED, Json(a)))
+    audited(&ctx, AuditAction::AnnotationCreate, &res, r).map(|a| (StatusCode::CREATED, Json(a)))
 }
 
 async fn current(rec: &Recording, aid: u64) -> Result<AnnotationRecord, ApiError> {
@@ -657,7 +667,7 @@ pub(crate) async fn edit_annotation(
         current(&rec, aid).await
     }
     .await;
-    audited(&ctx, "annotation.update", &res, r).map(Json)
+    audited(&ctx, AuditAction::AnnotationUpdate, &res, r).map(Json)
 }
 
 pub(crate) async fn delete_annotation(
@@ -671,7 +681,7 @@ pub(crate) async fn delete_annotation(
         .delete_annotation(&ctx.principal.username, aid)
         .await
         .map_err(annotation_error);
-    audited(&ctx, "annotation.delete", &res, r).map(|()| StatusCode::NO_CONTENT)
+    audited(&ctx, AuditAction::AnnotationDelete, &res, r).map(|()| StatusCode::NO_CONTENT)
 }
 
 fn annotation_error(e: theta_engine::store::StoreError) -> ApiError {

@@ -184,7 +184,10 @@ async fn client_address_honours_forwarded_for_only_from_trusted_proxies() {
         );
         assert_eq!(app.send(r).await.0, StatusCode::UNAUTHORIZED);
         let ev = app.audit.events();
-        let e = ev.iter().find(|e| e.action == "auth.login").unwrap();
+        let e = ev
+            .iter()
+            .find(|e| e.action == theta_server::audit::AuditAction::LoginFailure)
+            .unwrap();
         assert_eq!(
             e.origin.client_addr.unwrap().to_string(),
             want,

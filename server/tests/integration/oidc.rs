@@ -24,6 +24,7 @@ use openidconnect::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use theta_server::accounts::Role;
+use theta_server::audit::{AuditAction, Reason};
 use theta_server::config::OidcProviderSettings;
 use theta_server::http_client::HttpsClient;
 
@@ -413,10 +414,14 @@ async fn oidc_happy_path_links_by_verified_email_then_by_subject() {
         StatusCode::OK
     );
     let ev = app.audit.events();
-    assert!(ev.iter().any(|e| e.action == "account.oidc_link"));
+    // The link is an account change, then the login succeeds.
     assert!(
-        ev.iter()
-            .any(|e| e.action == "auth.login" && e.reason.as_deref() == Some("oidc"))
+        ev.iter().any(|e| e.action == AuditAction::AccountUpdate
+            && e.actor.account_id() == Some(u.id.as_str()))
+    );
+    assert!(
+        ev.iter().any(|e| e.action == AuditAction::LoginSuccess
+            && e.actor.account_id() == Some(u.id.as_str()))
     );
 
     // Later logins use the stored (issuer, subject) link even if the e-mail changed.
@@ -453,7 +458,13 @@ async fn oidc_refusals() {
             app.audit
                 .events()
                 .iter()
-                .any(|e| e.action == "auth.login" && e.reason.as_deref() == Some(code)),
+                .any(|e| e.action == AuditAction::LoginFailure
+                    && e.reason
+                        == Some(if mode == Mode::NoMfa {
+                            Reason::MfaRequired
+                        } else {
+                            Reason::NotAuthenticated
+                        })),
             "{mode:?} audited"
         );
     }

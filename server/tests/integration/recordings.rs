@@ -248,7 +248,7 @@ async fn upload_read_annotate_round_trip() {
         "annotation.delete",
         "recording.create",
     ] {
-        assert!(events.iter().any(|e| e.action == action), "{action}");
+        assert!(events.iter().any(|e| e.action.code() == action), "{action}");
     }
     assert!(events.iter().all(|e| !format!("{e:?}").contains("pointes")));
 }
@@ -373,4 +373,105 @@ fn demo_prepares_store_accounts_and_credentials() {
     .unwrap();
     assert_eq!(second["recordings"], first["recordings"]);
     assert_ne!(second["password"], first["password"]);
+}
+
+#[tokio::test]
+async fn demo_serves_and_its_printed_credentials_work() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_theta"))
+        .args([
+            "demo",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--hours",
+            "0.05",
+            "--json",
+        ])
+        .args(["--listen", &listen])
+        .env_remove("THETA_KEK")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let creds: Value = serde_json::from_str(&line).unwrap();
+    let cert = std::fs::read(dir.path().join("tls/dev-cert.pem")).unwrap();
+    let client = theta_server::http_client::HttpsClient::new(
+        theta_server::http_client::roots_from_pem(&cert).unwrap(),
+    );
+    let post = |path: &str, body: Value| {
+        http::Request::post(format!("https://{listen}{path}"))
+            .header("content-type", "application/json")
+            .body(body.to_string().into_bytes())
+            .unwrap()
+    };
+    // The server may still be binding: retry the first request briefly.
+    let mut first = None;
+    for _ in 0..100 {
+        let r = client
+            .send(post(
+                "/api/auth/login",
+                json!({"username": creds["username"], "password": creds["password"]}),
+            ))
+            .await;
+        if let Ok(r) = r {
+            first = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = first.expect("the demo serves");
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = serde_json::from_slice(r.body()).unwrap();
+    let secret = creds["totp_secret"].as_str().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = theta_server::auth::totp::code_at(secret, now).unwrap();
+    let r = client
+        .send(post(
+            "/api/auth/mfa/verify",
+            json!({"mfa_token": v["mfa_token"], "code": code}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let token = serde_json::from_slice::<Value>(r.body()).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = client
+        .send(
+            http::Request::get(format!("https://{listen}/api/recordings"))
+                .header("authorization", format!("Bearer {token}"))
+                .body(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let list: Value = serde_json::from_slice(r.body()).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    // The viewer is served at the root.
+    let r = client
+        .send(
+            http::Request::get(format!("https://{listen}/"))
+                .body(Vec::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(r.body()).contains("viewer.js"));
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -71,6 +71,14 @@ impl TestApp {
     pub(crate) fn with_settings(f: impl FnOnce(&mut Settings)) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::for_kind(ProfileKind::Dev, dir.path());
+        // One client address drives whole suites (the matrix, a browser): the rate limits are
+        // tested on their own (`audit_trail::a_flooding_address_…`), which sets them back.
+        let open = theta_server::config::RateSettings {
+            per_second: 1e6,
+            burst: 1_000_000,
+        };
+        settings.http.rate_per_address = open;
+        settings.http.rate_per_account = open;
         f(&mut settings);
         let db = Db::open_in_memory().unwrap();
         let clock = ManualClock::new(t0());

@@ -135,6 +135,46 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
+/// Password then TOTP in the login form (the manual clock moves one TOTP step first, so a code
+/// is never replayed).
+async fn browser_login(c: &Client, app: &TestApp, user: &User) {
+    app.clock.advance(chrono::Duration::seconds(31));
+    let name = c.find(Locator::Id("username")).await.unwrap();
+    name.clear().await.unwrap();
+    name.send_keys(&user.username).await.unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Id("login-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        c,
+        "!document.getElementById('totp-form').hidden",
+        "TOTP form",
+    )
+    .await;
+    let code = totp::code_at(&user.totp_secret, app.clock_now().timestamp() as u64).unwrap();
+    c.find(Locator::Id("totp"))
+        .await
+        .unwrap()
+        .send_keys(&code)
+        .await
+        .unwrap();
+    c.find(Locator::Id("totp-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn physician_reads_a_recording_in_chromium() {
     let Some((_driver, c)) = start_browser().await else {
@@ -180,43 +220,7 @@ async fn physician_reads_a_recording_in_chromium() {
     c.goto(&format!("{base}/")).await.unwrap();
     wait_for(&c, "!document.getElementById('login').hidden", "login form").await;
     shot(&c, "01-login").await;
-    c.find(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys(&user.username)
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    c.find(Locator::Id("login-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for(
-        &c,
-        "!document.getElementById('totp-form').hidden",
-        "TOTP form",
-    )
-    .await;
-    let code = totp::code_at(&user.totp_secret, app.clock_now().timestamp() as u64).unwrap();
-    c.find(Locator::Id("totp"))
-        .await
-        .unwrap()
-        .send_keys(&code)
-        .await
-        .unwrap();
-    c.find(Locator::Id("totp-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser_login(&c, &app, &user).await;
     wait_for(
         &c,
         "!document.getElementById('list').hidden",
@@ -405,10 +409,30 @@ async fn physician_reads_a_recording_in_chromium() {
     assert!(msg.as_str().unwrap().contains("Access refused"), "{msg}");
     shot(&c, "06-forbidden").await;
 
-    // Log out: back to the login form, and the session is gone.
+    // An expired session: the next request says so and shows the login form.
     c.goto(&format!("{base}/#rec={rec}")).await.unwrap();
     c.refresh().await.unwrap();
     wait_for(&c, "+(document.body.dataset.rendered||0) >= 1", "page").await;
+    app.clock.advance(chrono::Duration::seconds(16 * 60));
+    js(&c, "const s = document.getElementById('montage'); s.value = 'average'; s.dispatchEvent(new Event('change')); return true;").await;
+    wait_for(
+        &c,
+        "!document.getElementById('login').hidden",
+        "login after expiry",
+    )
+    .await;
+    let msg = js(&c, "return document.getElementById('error').textContent").await;
+    assert!(msg.as_str().unwrap().contains("session has ended"), "{msg}");
+    shot(&c, "07-session-expired").await;
+
+    // Sign in again: back to the same page. Then log out: the session is gone.
+    browser_login(&c, &app, &user).await;
+    wait_for(
+        &c,
+        "!document.getElementById('viewer').hidden && +(document.body.dataset.rendered||0) >= 1",
+        "page after login",
+    )
+    .await;
     c.find(Locator::Id("logout2"))
         .await
         .unwrap()
@@ -428,6 +452,35 @@ async fn physician_reads_a_recording_in_chromium() {
         "still logged out",
     )
     .await;
-    shot(&c, "07-logged-out").await;
+    shot(&c, "08-logged-out").await;
+
+    // Lost connection: the server goes away while a page is being read.
+    browser_login(&c, &app, &user).await;
+    wait_for(
+        &c,
+        "!document.getElementById('list').hidden",
+        "recording list",
+    )
+    .await;
+    c.find(Locator::Css("#recordings tbody tr"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "+(document.body.dataset.rendered||0) >= 1", "page").await;
+    let mut app = app;
+    let (running, _) = app.tls.take().unwrap();
+    running.stop().await.unwrap();
+    js(&c, "const s = document.getElementById('montage'); s.value = 'transverse'; s.dispatchEvent(new Event('change')); return true;").await;
+    wait_for(
+        &c,
+        "!document.getElementById('error').hidden",
+        "error banner",
+    )
+    .await;
+    let msg = js(&c, "return document.getElementById('error').textContent").await;
+    assert!(msg.as_str().unwrap().contains("Connection lost"), "{msg}");
+    shot(&c, "09-connection-lost").await;
     c.close().await.unwrap();
 }

@@ -1,0 +1,348 @@
+//! `theta-bench service-audit`: what auditing costs on a request path of the service, and how
+//! many events per second the trail takes through the service.
+//!
+//! The request is `GET /api/accounts/{id}` by an administrator's bearer session — an
+//! authenticated read that goes through the session lookup, the authorisation call and its
+//! audit event (`account.read`), in process through the router (no TLS, no socket: the
+//! difference between the two configurations is the audit path alone). The window endpoint is not
+//! on `main` yet; the same harness takes it once it lands.
+//!
+//! Two states over the same database, measured in alternating rounds of the same run:
+//! * `trail`: the hash-chained SQLite trail (`TrailSink` → `AuditAppender`, durable batches,
+//!   Ed25519 checkpoints) that `theta serve` uses;
+//! * `none`: a sink that drops events (the same code path otherwise: detectors, metrics).
+//!
+//! Sequential requests give the latency distribution (p50/p99 per configuration, medians over
+//! rounds); `--concurrency` tasks on a multi-thread runtime give the sustained throughput, and
+//! for the trail the events committed per second (flushed at the end of the timed window).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde::Serialize;
+use theta_server::accounts::{self, NewAccount, Role};
+use theta_server::audit::{AuditSink, TrailSink};
+use theta_server::auth::{password, totp};
+use theta_server::config::{ProfileKind, RateSettings, Settings};
+use theta_server::db::Db;
+use theta_server::{AppState, AuditEvent, router};
+use tower::ServiceExt;
+
+/// Options of `theta-bench service-audit`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceAuditArgs {
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Sequential requests per configuration and round.
+    #[arg(long, default_value_t = 5_000)]
+    pub requests: usize,
+    /// Alternating rounds (medians are reported).
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Concurrent request tasks for the throughput phase.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Seconds of the throughput phase per configuration.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+}
+
+/// Figures of one run.
+#[derive(Debug, Default, Serialize)]
+pub struct ServiceAuditResults {
+    /// Median over rounds of p50 latency, µs, without auditing.
+    pub none_p50_us: f64,
+    /// Median over rounds of p99 latency, µs, without auditing.
+    pub none_p99_us: f64,
+    /// Median over rounds of p50 latency, µs, with the trail.
+    pub trail_p50_us: f64,
+    /// Median over rounds of p99 latency, µs, with the trail.
+    pub trail_p99_us: f64,
+    /// Requests/s with `concurrency` tasks, without auditing.
+    pub none_requests_per_s: f64,
+    /// Requests/s with `concurrency` tasks, with the trail.
+    pub trail_requests_per_s: f64,
+    /// Events committed durably per second by the trail during the throughput phase (flush
+    /// included).
+    pub trail_events_per_s: f64,
+    /// Events in the trail at the end (all phases).
+    pub trail_events_total: u64,
+}
+
+/// Drops every event: the "no auditing" configuration.
+#[derive(Debug, Default)]
+struct NullSink;
+
+impl AuditSink for NullSink {
+    fn record(&self, _event: AuditEvent) {}
+}
+
+const PASSWORD: &str = "Kq7#vLm2!xTz9p";
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn pct(sorted: &[u64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+/// Logs the administrator in (password, then TOTP) and returns the bearer token.
+async fn login(app: &axum::Router, username: &str, secret: &str) -> anyhow::Result<String> {
+    let send = |path: &str, body: serde_json::Value| {
+        Request::post(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request")
+    };
+    let r = app
+        .clone()
+        .oneshot(send(
+            "/api/auth/login",
+            serde_json::json!({"username": username, "password": PASSWORD}),
+        ))
+        .await?;
+    anyhow::ensure!(
+        r.status() == StatusCode::OK,
+        "password step: {}",
+        r.status()
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&axum::body::to_bytes(r.into_body(), 1 << 20).await?)?;
+    let mfa = v["mfa_token"].as_str().context("mfa_token")?.to_owned();
+    let now = u64::try_from(chrono::Utc::now().timestamp())?;
+    let code = totp::code_at(secret, now)?;
+    let r = app
+        .clone()
+        .oneshot(send(
+            "/api/auth/mfa/verify",
+            serde_json::json!({"mfa_token": mfa, "code": code}),
+        ))
+        .await?;
+    anyhow::ensure!(
+        r.status() == StatusCode::OK,
+        "second factor: {}",
+        r.status()
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&axum::body::to_bytes(r.into_body(), 1 << 20).await?)?;
+    Ok(v["token"].as_str().context("token")?.to_owned())
+}
+
+fn read_req(path: &str, token: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("request")
+}
+
+async fn sequential(
+    app: &axum::Router,
+    path: &str,
+    token: &str,
+    n: usize,
+) -> anyhow::Result<(f64, f64)> {
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let r = app.clone().oneshot(read_req(path, token)).await?;
+        let _ = axum::body::to_bytes(r.into_body(), 1 << 20).await?;
+        lat.push(u64::try_from(t.elapsed().as_nanos())?);
+    }
+    lat.sort_unstable();
+    Ok((pct(&lat, 0.50), pct(&lat, 0.99)))
+}
+
+async fn throughput(
+    app: &axum::Router,
+    path: &str,
+    token: &str,
+    tasks: usize,
+    secs: u64,
+) -> anyhow::Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let (app, path, token) = (app.clone(), path.to_owned(), token.to_owned());
+        handles.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let r = app
+                    .clone()
+                    .oneshot(read_req(&path, &token))
+                    .await
+                    .expect("infallible");
+                assert_eq!(r.status(), StatusCode::OK);
+                let _ = axum::body::to_bytes(r.into_body(), 1 << 20).await;
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for h in handles {
+        total += h.await?;
+    }
+    Ok(total)
+}
+
+/// Runs the benchmark.
+///
+/// # Errors
+/// Setup failures (database, trail, login).
+pub fn run(args: &ServiceAuditArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(args))
+}
+
+async fn run_async(args: &ServiceAuditArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut settings = Settings::for_kind(ProfileKind::Dev, dir.path());
+    // The rate limits would throttle the load generator: lifted for the measurement.
+    let open = RateSettings {
+        per_second: 1e9,
+        burst: 1_000_000_000,
+    };
+    settings.http.rate_per_address = open;
+    settings.http.rate_per_account = open;
+    settings.http.max_concurrent_requests = 4096;
+    let db = Db::open(&dir.path().join("theta.db"))?;
+    let trail = Arc::new(TrailSink::open(&settings)?);
+    let base = AppState::new(settings, db)?;
+    let now = chrono::Utc::now();
+    let secret = totp::generate_secret();
+    let hash = password::hash(PASSWORD)?;
+    let keys = base.secrets();
+    let admin = base.db().call_blocking(|c| -> theta_server::Result<_> {
+        let a = accounts::insert(
+            c,
+            &NewAccount {
+                username: "pmartin".into(),
+                first_name: "Paul".into(),
+                last_name: "Martin".into(),
+                email: "pmartin@chu.example.fr".into(),
+                role: Role::Administrator,
+                tenant_id: None,
+                guest_expires_at: None,
+            },
+            &hash,
+            None,
+            false,
+            now,
+        )?;
+        accounts::set_password(c, &a.id, &hash, false, now)?;
+        let sealed = keys.seal_totp(&a.id, &secret)?;
+        c.execute(
+            "UPDATE accounts SET totp_secret = ?2, totp_enabled = 1 WHERE id = ?1",
+            rusqlite::params![a.id, sealed],
+        )?;
+        Ok(a)
+    })?;
+    let with_trail = router(
+        base.clone()
+            .with_audit(Arc::clone(&trail) as Arc<dyn AuditSink>),
+    );
+    let without = router(base.clone().with_audit(Arc::new(NullSink)));
+    let token = login(&with_trail, "pmartin", &secret).await?;
+    let path = format!("/api/accounts/{}", admin.id);
+    // Warm-up of both paths (SQLite caches, allocator).
+    sequential(&with_trail, &path, &token, 500).await?;
+    sequential(&without, &path, &token, 500).await?;
+
+    let (mut n50, mut n99, mut t50, mut t99) = (vec![], vec![], vec![], vec![]);
+    for round in 0..args.rounds {
+        // Alternate which goes first, so drift affects both alike.
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for audited in order {
+            let app = if audited { &with_trail } else { &without };
+            let (p50, p99) = sequential(app, &path, &token, args.requests).await?;
+            if audited {
+                t50.push(p50);
+                t99.push(p99);
+            } else {
+                n50.push(p50);
+                n99.push(p99);
+            }
+        }
+    }
+    trail.flush().map_err(anyhow::Error::msg)?;
+
+    let n_none = throughput(&without, &path, &token, args.concurrency, args.seconds).await?;
+    let before = trail.committed().unwrap_or(0);
+    let t = Instant::now();
+    let n_trail = throughput(&with_trail, &path, &token, args.concurrency, args.seconds).await?;
+    let flush = Arc::clone(&trail);
+    tokio::task::spawn_blocking(move || flush.flush())
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    let elapsed = t.elapsed().as_secs_f64();
+    let committed = trail.committed().unwrap_or(0) - before;
+    anyhow::ensure!(
+        committed >= n_trail,
+        "every request's event is in the trail ({committed} < {n_trail})"
+    );
+
+    let res = ServiceAuditResults {
+        none_p50_us: median(n50),
+        none_p99_us: median(n99),
+        trail_p50_us: median(t50),
+        trail_p99_us: median(t99),
+        none_requests_per_s: n_none as f64 / args.seconds as f64,
+        trail_requests_per_s: n_trail as f64 / args.seconds as f64,
+        trail_events_per_s: committed as f64 / elapsed,
+        trail_events_total: trail.committed().unwrap_or(0),
+    };
+    let tr = Arc::clone(&trail);
+    tokio::task::spawn_blocking(move || tr.shutdown()).await??;
+    let report = theta_engine::audit::verify_log(
+        &base.settings().audit_log_path(),
+        &theta_engine::audit::AuditVerifyKeys::default(),
+    )?;
+    anyhow::ensure!(
+        report.is_ok(),
+        "the trail written under load verifies: {report}"
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&res)?);
+        return Ok(());
+    }
+    println!(
+        "service audit overhead — GET /api/accounts/{{id}} (authenticated read, in-process router), {} rounds x {} requests",
+        args.rounds, args.requests
+    );
+    println!(
+        "{:<24} {:>10} {:>10} {:>14}",
+        "configuration", "p50 µs", "p99 µs", "requests/s"
+    );
+    println!(
+        "{:<24} {:>10.1} {:>10.1} {:>14.0}",
+        "no audit (null sink)", res.none_p50_us, res.none_p99_us, res.none_requests_per_s
+    );
+    println!(
+        "{:<24} {:>10.1} {:>10.1} {:>14.0}",
+        "hash-chained trail", res.trail_p50_us, res.trail_p99_us, res.trail_requests_per_s
+    );
+    println!(
+        "ratios trail/none: p50 {:.2}x, p99 {:.2}x, throughput {:.2}x",
+        res.trail_p50_us / res.none_p50_us,
+        res.trail_p99_us / res.none_p99_us,
+        res.trail_requests_per_s / res.none_requests_per_s
+    );
+    println!(
+        "trail through the service: {:.0} events/s committed durably ({} concurrent tasks, {} s); {} events total, chain verified",
+        res.trail_events_per_s, args.concurrency, args.seconds, res.trail_events_total
+    );
+    Ok(())
+}

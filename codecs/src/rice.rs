@@ -1,0 +1,682 @@
+//! Partitioned Rice coding of zig-zag residuals, laid out for fast decoding (FORMAT.md §5).
+//!
+//! A Rice code of `u` with parameter `k` is the quotient `q = u >> k` in unary and the `k` low
+//! bits. FLAC interleaves the two per sample, so each sample's position depends on the previous
+//! sample's quotient: a serial chain of load, count-zeros and add per sample. Here the same bits
+//! are split into streams: all low bits packed at fixed width (their positions are known up front,
+//! so unpacking is independent per sample), and all quotients as one unary stream that is decoded
+//! by walking its set bits a 64-bit word at a time. The size is exactly that of interleaved Rice.
+//!
+//! Partitions of `2^s` residuals each have their own `k` (or are marked all-zero and cost no
+//! bits per sample). Quotients of `q_esc` or more are escaped: the unary stream holds `q_esc`
+//! zeros and a one, and the excess goes to a fixed-width exception list, which bounds the cost of
+//! outliers (spikes, the first sample after a jump).
+
+use crate::bits::{self, BitReader, BitWriter, Cursor, bit_len};
+use crate::dispatch::Isa;
+use crate::error::{CodecError, Result};
+
+/// `k` code marking a partition whose residuals are all zero.
+const ZERO_PARTITION: u32 = 31;
+/// Largest Rice parameter.
+const MAX_K: u32 = 30;
+/// Bits per stored `k` code.
+const K_BITS: u32 = 5;
+/// Smallest partition the encoder considers: 32 residuals (measured: 16 gains under 0.05 % and
+/// costs a tenth of the encoding time).
+const MIN_PARTITION_SHIFT: u32 = 5;
+/// Largest partition shift the format allows (2^24 residuals).
+const MAX_PARTITION_SHIFT: u32 = 24;
+/// Quotient the encoder's cost model charges at most (an escaped value costs about this).
+const COST_CAP_Q: u32 = 40;
+
+/// Chosen layout of one residual section.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    shift: u32,
+    /// Per partition: `k`, or [`ZERO_PARTITION`].
+    ks: Vec<u32>,
+    q_esc: u32,
+    w_exc: u32,
+}
+
+/// Rice parameter minimising `len·(k+1) + Σ(u >> k)` estimated from the sum of `len` values.
+#[inline]
+fn k_from_sum(sum: u64, len: u64) -> u32 {
+    if sum < len {
+        0
+    } else if len.is_power_of_two() {
+        // ⌊log2(sum / len)⌋ without the division.
+        (63 - sum.leading_zeros() - len.trailing_zeros()).min(MAX_K)
+    } else {
+        (63 - (sum / len).leading_zeros()).min(MAX_K)
+    }
+}
+
+/// Estimated bits of a partition of `len` values summing to `sum` coded with parameter `k`:
+/// `Σ(u >> k)` is about `sum / 2^k` minus half a unit per value for the dropped low bits.
+#[inline]
+fn est_bits(sum: u64, len: u64, k: u32) -> u64 {
+    let q = if k == 0 {
+        sum
+    } else {
+        (sum >> k).saturating_sub(len / 2)
+    };
+    len * (u64::from(k) + 1) + q
+}
+
+fn est_partition(sum: u64, len: u64, zero: bool) -> u64 {
+    if zero {
+        return u64::from(K_BITS);
+    }
+    let k = k_from_sum(sum, len);
+    let lo = k.saturating_sub(1);
+    (lo..=(k + 1).min(MAX_K))
+        .map(|k| est_bits(sum, len, k))
+        .min()
+        .unwrap_or(u64::MAX)
+        + u64::from(K_BITS)
+}
+
+/// Partition sums at the finest level, with values clipped at `clip` (an outlier costs an
+/// escape, about the same whatever its size, so it must not drag the estimates up).
+fn fine_sums(u: &[u32], sums: &mut Vec<(u64, bool)>) -> u64 {
+    let total: u64 = u.iter().map(|&v| u64::from(v)).sum();
+    let k_mean = k_from_sum(total, u.len().max(1) as u64);
+    let clip = u64::from(COST_CAP_Q) << k_mean;
+    let fine = 1usize << MIN_PARTITION_SHIFT;
+    sums.clear();
+    sums.extend(u.chunks(fine).map(|part| {
+        let mut s = 0u64;
+        let mut any = 0u32;
+        for &v in part {
+            s += u64::from(v).min(clip);
+            any |= v;
+        }
+        (s, any == 0)
+    }));
+    clip
+}
+
+/// Estimated bits and partition shift of the cheapest level, from the finest sums.
+fn best_level(m: usize, sums: &mut Vec<(u64, bool)>) -> (u64, u32) {
+    let top = bit_len((m.max(1) - 1) as u32).max(MIN_PARTITION_SHIFT);
+    let mut shift = MIN_PARTITION_SHIFT;
+    let mut best = (u64::MAX, shift);
+    loop {
+        let size = 1u64 << shift;
+        let parts = sums.len();
+        let mut total = 0u64;
+        for (p, &(s, z)) in sums.iter().enumerate() {
+            let len = if p + 1 == parts {
+                m as u64 - size * p as u64
+            } else {
+                size
+            };
+            total += est_partition(s, len, z);
+        }
+        if total < best.0 {
+            best = (total, shift);
+        }
+        if shift >= top || parts <= 1 {
+            break;
+        }
+        // Merge pairs in place into the next level.
+        let merged = parts.div_ceil(2);
+        for i in 0..merged {
+            let a = sums[2 * i];
+            sums[i] = match sums.get(2 * i + 1) {
+                Some(&b) => (a.0 + b.0, a.1 && b.1),
+                None => a,
+            };
+        }
+        sums.truncate(merged);
+        shift += 1;
+    }
+    best
+}
+
+/// Estimated size in bits of the residual section (within a few tenths of a percent); used to
+/// rank candidate predictors before sizing the winners exactly.
+pub(crate) fn estimate_bits_fast(u: &[u32]) -> u64 {
+    if u.is_empty() {
+        return 0;
+    }
+    let mut sums = Vec::with_capacity(u.len().div_ceil(1 << MIN_PARTITION_SHIFT));
+    fine_sums(u, &mut sums);
+    best_level(u.len(), &mut sums).0 + 64
+}
+
+/// Bits of the chosen layout, and the layout.
+fn plan(u: &[u32]) -> (u64, Plan) {
+    let m = u.len();
+    let mut sums = Vec::with_capacity(m.div_ceil(1 << MIN_PARTITION_SHIFT));
+    let clip = fine_sums(u, &mut sums);
+    let (_, best_shift) = best_level(m, &mut sums);
+    // Exact k per partition at the chosen level, searched around the estimate.
+    let size = 1usize << best_shift;
+    let mut ks = Vec::with_capacity(m.div_ceil(size));
+    for part in u.chunks(size) {
+        let mut sum = 0u64;
+        let mut any = 0u32;
+        for &v in part {
+            sum += u64::from(v).min(clip);
+            any |= v;
+        }
+        if any == 0 {
+            ks.push(ZERO_PARTITION);
+            continue;
+        }
+        let len = part.len() as u64;
+        let k0 = k_from_sum(sum, len);
+        let mut best = (u64::MAX, k0);
+        for k in k0.saturating_sub(2)..=(k0 + 1).min(MAX_K) {
+            let c: u64 = part
+                .iter()
+                .map(|&v| u64::from((v >> k).min(COST_CAP_Q)))
+                .sum::<u64>()
+                + len * u64::from(k);
+            if c < best.0 {
+                best = (c, k);
+            }
+        }
+        ks.push(best.1);
+    }
+    // Escape threshold from the histogram of quotients.
+    let mut hist = [0u64; 257];
+    let mut max_q = 0u32;
+    for (part, &k) in u.chunks(size).zip(&ks) {
+        if k == ZERO_PARTITION {
+            continue;
+        }
+        for &v in part {
+            let q = v >> k;
+            max_q = max_q.max(q);
+            hist[q.min(256) as usize] += 1;
+        }
+    }
+    let total_q: u64 = hist.iter().sum();
+    // cost(t) = Σ min(q, t) + count(q ≥ t) · w(t) (+ the terminating ones, the same for all t).
+    let mut best = (u64::MAX, 255u32, 0u32);
+    let mut below_sum = 0u64; // Σ q over q < t
+    let mut below_cnt = 0u64;
+    for t in 0..=255u32 {
+        let above = total_q - below_cnt;
+        let w = if above > 0 { bit_len(max_q - t) } else { 0 };
+        let cost = below_sum + above * u64::from(t) + above * u64::from(w) + 16;
+        if cost < best.0 {
+            best = (cost, t, w);
+        }
+        below_sum += hist[t as usize] * u64::from(t);
+        below_cnt += hist[t as usize];
+        if max_q < t {
+            break;
+        }
+    }
+    let (_, q_esc, w_exc) = best;
+    let plan = Plan {
+        shift: best_shift,
+        ks,
+        q_esc,
+        w_exc,
+    };
+    (exact_bits(u, &plan), plan)
+}
+
+/// Exact size in bits of a residual section written with `plan`, headers included.
+fn exact_bits(u: &[u32], plan: &Plan) -> u64 {
+    let size = 1usize << plan.shift;
+    let mut low = 0u64;
+    let mut unary = 0u64;
+    let mut n_exc = 0u64;
+    for (part, &k) in u.chunks(size).zip(&plan.ks) {
+        if k == ZERO_PARTITION {
+            continue;
+        }
+        low += part.len() as u64 * u64::from(k);
+        for &v in part {
+            let q = v >> k;
+            if q >= plan.q_esc {
+                n_exc += 1;
+                unary += u64::from(plan.q_esc) + 1;
+            } else {
+                unary += u64::from(q) + 1;
+            }
+        }
+    }
+    let header = 8 * (1 + 2 + varint_len(n_exc as u32)) as u64;
+    let kbits = (plan.ks.len() as u64 * u64::from(K_BITS)).div_ceil(8) * 8;
+    header
+        + kbits
+        + (n_exc * u64::from(plan.w_exc)).div_ceil(8) * 8
+        + low.div_ceil(8) * 8
+        + unary.div_ceil(8) * 8
+}
+
+fn varint_len(v: u32) -> usize {
+    (bit_len(v).max(1) as usize).div_ceil(7)
+}
+
+/// Exact size in bytes of the residual section, and the layout that achieves it (to pass to
+/// [`write`]).
+pub(crate) fn planned(u: &[u32]) -> (usize, Option<Plan>) {
+    if u.is_empty() {
+        return (0, None);
+    }
+    let (bits, plan) = plan(u);
+    (bits.div_ceil(8) as usize, Some(plan))
+}
+
+/// Writes a residual section for the zig-zag residuals `u` (nothing when `u` is empty), with
+/// the layout from [`planned`] when the caller has it.
+pub(crate) fn write(u: &[u32], plan: Option<Plan>, out: &mut Vec<u8>) {
+    if u.is_empty() {
+        return;
+    }
+    let plan = plan.unwrap_or_else(|| self::plan(u).1);
+    let size = 1usize << plan.shift;
+    out.push(plan.shift as u8);
+    let mut w = BitWriter::new(out);
+    for &k in &plan.ks {
+        w.write(k, K_BITS);
+    }
+    w.finish();
+    out.push(plan.q_esc as u8);
+    out.push(plan.w_exc as u8);
+    let mut exc = Vec::new();
+    for (part, &k) in u.chunks(size).zip(&plan.ks) {
+        if k != ZERO_PARTITION {
+            exc.extend(
+                part.iter()
+                    .map(|&v| v >> k)
+                    .filter(|&q| q >= plan.q_esc)
+                    .map(|q| q - plan.q_esc),
+            );
+        }
+    }
+    bits::put_varint(out, exc.len() as u32);
+    let mut w = BitWriter::new(out);
+    for &e in &exc {
+        w.write(e, plan.w_exc);
+    }
+    w.finish();
+    let mut w = BitWriter::new(out);
+    for (part, &k) in u.chunks(size).zip(&plan.ks) {
+        if k != ZERO_PARTITION && k > 0 {
+            let mask = (1u32 << k) - 1;
+            for &v in part {
+                w.write(v & mask, k);
+            }
+        }
+    }
+    w.finish();
+    let mut w = BitWriter::new(out);
+    for (part, &k) in u.chunks(size).zip(&plan.ks) {
+        if k != ZERO_PARTITION {
+            for &v in part {
+                w.write_unary((v >> k).min(plan.q_esc));
+            }
+        }
+    }
+    w.finish();
+}
+
+/// Decodes `out.len()` residuals (un-zig-zagged) from the rest of `c`, which must end exactly
+/// where the section does.
+pub(crate) fn read(
+    c: &mut Cursor<'_>,
+    out: &mut [i32],
+    isa: Isa,
+    pos: &mut Vec<u32>,
+) -> Result<()> {
+    let m = out.len();
+    if m == 0 {
+        return Ok(());
+    }
+    let at = c.offset();
+    let shift = u32::from(c.u8("partition shift")?);
+    if shift > MAX_PARTITION_SHIFT {
+        return Err(CodecError::corrupt("partition shift", at));
+    }
+    let size = 1usize << shift;
+    let parts = m.div_ceil(size);
+    let ksec = c.take_bits(parts as u64 * u64::from(K_BITS), "Rice parameters")?;
+    let mut kr = BitReader::new(&ksec);
+    let mut ks = Vec::with_capacity(parts);
+    let mut low_bits = 0u64;
+    for p in 0..parts {
+        let k = kr.read(K_BITS, "Rice parameters")?;
+        if k > MAX_K && k != ZERO_PARTITION {
+            return Err(CodecError::corrupt("Rice parameter", ksec.offset()));
+        }
+        if k != ZERO_PARTITION {
+            let len = size.min(m - p * size) as u64;
+            low_bits += len * u64::from(k);
+        }
+        ks.push(k as u8);
+    }
+    kr.finish("Rice parameter padding")?;
+    let at = c.offset();
+    let q_esc = u32::from(c.u8("escape threshold")?);
+    let w_exc = u32::from(c.u8("exception width")?);
+    if w_exc > 32 {
+        return Err(CodecError::corrupt("exception width", at + 1));
+    }
+    let at = c.offset();
+    let n_exc = c.varint("exception count")? as usize;
+    if n_exc > m {
+        return Err(CodecError::corrupt("exception count", at));
+    }
+    let esec = c.take_bits(n_exc as u64 * u64::from(w_exc), "exceptions")?;
+    let mut exc = vec![0u32; n_exc];
+    bits::unpack(esec.bytes(), 0, w_exc, &mut exc);
+    bits::check_padding(
+        esec.bytes(),
+        n_exc as u64 * u64::from(w_exc),
+        esec.offset(),
+        "exception padding",
+    )?;
+    let lsec = c.take_bits(low_bits, "Rice low bits")?;
+    bits::check_padding(lsec.bytes(), low_bits, lsec.offset(), "low-bit padding")?;
+    let usec = c.rest();
+    let ones: usize = ks
+        .iter()
+        .enumerate()
+        .filter(|&(_, &k)| u32::from(k) != ZERO_PARTITION)
+        .map(|(p, _)| size.min(m - p * size))
+        .sum();
+    crate::dispatch::unary_positions(isa, usec.bytes(), usec.offset(), ones, pos)?;
+    let used = crate::dispatch::rice_merge(
+        isa,
+        pos,
+        lsec.bytes(),
+        &ks,
+        size,
+        q_esc,
+        &exc,
+        out,
+        usec.offset(),
+    )?;
+    if used != n_exc as u64 {
+        return Err(CodecError::corrupt("exception count", at));
+    }
+    Ok(())
+}
+
+/// Spare entries at the end of the positions buffer: the unrolled scan writes up to 63 + 4
+/// positions past the last one it needs before it stops.
+const POSITION_SLACK: usize = 72;
+/// Longest valid quotient stream in bytes: every quotient is at most 255 zeros and a one.
+const MAX_UNARY_BYTES: usize = crate::block::MAX_BLOCK_SAMPLES * 256 / 8;
+
+/// Bit positions of the first `ones` one bits of the quotient stream, into `pos[..ones]`.
+///
+/// Each 64-bit word's set bits are written four at a time without testing each one (bits past
+/// the last write harmless values into the slack), so the scan has one branch per four
+/// quotients rather than one per bit. The stream must end, zero-padded, right after the
+/// `ones`-th one.
+#[inline(always)]
+pub(crate) fn positions_body(
+    bytes: &[u8],
+    base: usize,
+    ones: usize,
+    pos: &mut Vec<u32>,
+) -> Result<()> {
+    if bytes.len() > MAX_UNARY_BYTES {
+        return Err(CodecError::corrupt("Rice quotient stream length", base));
+    }
+    pos.clear();
+    pos.resize(ones + POSITION_SLACK, 0);
+    let flatten = |pos: &mut [u32], mut w: u64, at: u32, cnt: &mut usize| {
+        let end = *cnt + w.count_ones() as usize;
+        let mut j = *cnt;
+        while j < end {
+            let slot: &mut [u32; 4] = (&mut pos[j..j + 4]).try_into().expect("4 slots");
+            for s in slot.iter_mut() {
+                *s = at.wrapping_add(w.trailing_zeros());
+                w &= w.wrapping_sub(1);
+            }
+            j += 4;
+        }
+        *cnt = end;
+    };
+    let mut cnt = 0usize;
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0u32;
+    let mut scanned_all = true;
+    for w in &mut words {
+        if cnt >= ones {
+            scanned_all = false;
+            break;
+        }
+        flatten(
+            pos,
+            u64::from_le_bytes(w.try_into().expect("8 bytes")),
+            at,
+            &mut cnt,
+        );
+        at = at.wrapping_add(64);
+    }
+    if cnt < ones && scanned_all {
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            flatten(pos, bits::load_u64_padded(rest, 0), at, &mut cnt);
+        }
+    }
+    if cnt < ones {
+        return Err(CodecError::truncated("Rice quotients", base + bytes.len()));
+    }
+    let next = if ones == 0 {
+        0
+    } else {
+        u64::from(pos[ones - 1]) + 1
+    };
+    bits::check_padding(bytes, next, base, "Rice quotient padding")
+}
+
+/// Turns one-bit positions into quotients, resolves escapes, merges the low bits and
+/// un-zig-zags, partition by partition. Returns the number of exceptions used.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn merge_body(
+    pos: &[u32],
+    low: &[u8],
+    ks: &[u8],
+    size: usize,
+    q_esc: u32,
+    exc: &[u32],
+    out: &mut [i32],
+    base: usize,
+) -> Result<u64> {
+    let m = out.len();
+    let mut next = 0u32; // bit after the previous one
+    let mut pi = 0usize;
+    let mut lbit = 0u64;
+    let mut e = 0usize;
+    for (p, &k) in ks.iter().enumerate() {
+        let k = u32::from(k);
+        let dst = &mut out[p * size..(p * size + size).min(m)];
+        if k == ZERO_PARTITION {
+            dst.fill(0);
+            continue;
+        }
+        let len = dst.len();
+        let ps = &pos[pi..pi + len];
+        pi += len;
+        // Quotients: the zeros between consecutive ones.
+        dst[0] = ps[0].wrapping_sub(next) as i32;
+        for (d, w) in dst[1..].iter_mut().zip(ps.windows(2)) {
+            *d = w[1].wrapping_sub(w[0]).wrapping_sub(1) as i32;
+        }
+        next = ps[len - 1].wrapping_add(1);
+        let q_max = u32::MAX >> k;
+        let lim = q_esc.min(q_max.saturating_add(1));
+        // Escapes and overflow candidates, looked for 32 values at a time.
+        for chunk in dst.chunks_mut(32) {
+            let mut big = 0u32;
+            for &d in chunk.iter() {
+                big = big.max(d as u32);
+            }
+            if big < lim {
+                continue;
+            }
+            for d in chunk.iter_mut() {
+                let q = *d as u32;
+                if q < lim {
+                    continue;
+                }
+                let q = if q == q_esc {
+                    let x = *exc
+                        .get(e)
+                        .ok_or_else(|| CodecError::corrupt("exception count", base))?;
+                    e += 1;
+                    u64::from(q) + u64::from(x)
+                } else if q > q_esc {
+                    return Err(CodecError::corrupt("Rice quotient above escape", base));
+                } else {
+                    u64::from(q)
+                };
+                if q > u64::from(q_max) {
+                    return Err(CodecError::corrupt("Rice value overflow", base));
+                }
+                *d = q as u32 as i32;
+            }
+        }
+        merge_low(low, lbit, k, dst);
+        lbit += len as u64 * u64::from(k);
+    }
+    Ok(e as u64)
+}
+
+/// `dst[i] = unzigzag((dst[i] << k) | low_i)` for the `k`-bit values starting at bit `lbit`.
+#[inline(always)]
+fn merge_low(low: &[u8], lbit: u64, k: u32, dst: &mut [i32]) {
+    if lbit.is_multiple_of(8) {
+        macro_rules! dispatch {
+            ($($k:literal)*) => {
+                match k {
+                    0 => {
+                        for d in dst.iter_mut() {
+                            *d = bits::unzigzag(*d as u32);
+                        }
+                        return;
+                    }
+                    $($k => return merge_aligned::<$k>(low, (lbit / 8) as usize, dst),)*
+                    _ => {}
+                }
+            };
+        }
+        dispatch!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30);
+    }
+    // Unaligned start (only after partitions of fewer than 8 values): the generic unpacker.
+    let mut tmp = [0u32; 64];
+    let mut bit = lbit;
+    for chunk in dst.chunks_mut(64) {
+        let t = &mut tmp[..chunk.len()];
+        bits::unpack(low, bit, k, t);
+        bit += chunk.len() as u64 * u64::from(k);
+        for (d, &l) in chunk.iter_mut().zip(t.iter()) {
+            *d = bits::unzigzag(((*d as u32) << k) | l);
+        }
+    }
+}
+
+/// [`merge_low`] for a byte-aligned start and a constant width: eight values span exactly `K`
+/// bytes, so every load offset and shift below is a constant.
+#[inline(always)]
+fn merge_aligned<const K: u32>(low: &[u8], start: usize, dst: &mut [i32]) {
+    let mask = (1u64 << K) - 1;
+    let kb = K as usize;
+    let mut groups = dst.chunks_exact_mut(8);
+    let mut at = start;
+    for g in &mut groups {
+        match low.get(at..at + kb + 8) {
+            Some(win) => {
+                for (j, d) in g.iter_mut().enumerate() {
+                    let bit = j * kb;
+                    let w = u64::from_le_bytes(win[bit / 8..bit / 8 + 8].try_into().expect("8"));
+                    let l = ((w >> (bit % 8)) & mask) as u32;
+                    *d = bits::unzigzag(((*d as u32) << K) | l);
+                }
+            }
+            None => {
+                for (j, d) in g.iter_mut().enumerate() {
+                    let bit = j * kb;
+                    let w = bits::load_u64_padded(low, at + bit / 8);
+                    let l = ((w >> (bit % 8)) & mask) as u32;
+                    *d = bits::unzigzag(((*d as u32) << K) | l);
+                }
+            }
+        }
+        at += kb;
+    }
+    for (j, d) in groups.into_remainder().iter_mut().enumerate() {
+        let bit = j * kb;
+        let w = bits::load_u64_padded(low, at + bit / 8);
+        let l = ((w >> (bit % 8)) & mask) as u32;
+        *d = bits::unzigzag(((*d as u32) << K) | l);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(u: &[u32]) -> usize {
+        let mut out = Vec::new();
+        write(u, None, &mut out);
+        assert_eq!(out.len(), planned(u).0, "estimate is exact");
+        let mut c = Cursor::new(&out, 0);
+        let mut got = vec![0i32; u.len()];
+        read(&mut c, &mut got, Isa::detect(), &mut Vec::new()).unwrap();
+        let mut c = Cursor::new(&out, 0);
+        let mut got2 = vec![0i32; u.len()];
+        read(&mut c, &mut got2, Isa::baseline(), &mut Vec::new()).unwrap();
+        assert_eq!(got, got2);
+        let want: Vec<i32> = u.iter().map(|&v| bits::unzigzag(v)).collect();
+        assert_eq!(got, want);
+        // Every strict prefix is truncated.
+        for cut in 0..out.len() {
+            let mut c = Cursor::new(&out[..cut], 0);
+            let e = read(&mut c, &mut got, Isa::detect(), &mut Vec::new()).unwrap_err();
+            assert_eq!(
+                e.kind,
+                crate::ErrorKind::Truncated,
+                "cut {cut} of {}",
+                out.len()
+            );
+        }
+        out.len()
+    }
+
+    #[test]
+    fn round_trips_small_and_odd_sections() {
+        round_trip(&[]);
+        round_trip(&[0]);
+        round_trip(&[5]);
+        round_trip(&[u32::MAX]);
+        round_trip(&[0; 100]);
+        round_trip(&[u32::MAX; 33]);
+        let mixed: Vec<u32> = (0..1000u32)
+            .map(|i| if i % 97 == 0 { 1 << 27 } else { (i * 37) % 11 })
+            .collect();
+        round_trip(&mixed);
+    }
+
+    #[test]
+    fn zero_runs_cost_almost_nothing() {
+        let mut u = vec![0u32; 4096];
+        u[100] = 3;
+        let len = round_trip(&u);
+        assert!(len < 64, "{len} bytes");
+    }
+
+    #[test]
+    fn outliers_are_escaped() {
+        let mut u: Vec<u32> = (0..4096u32).map(|i| (i * 7) % 16).collect();
+        u[2000] = u32::MAX;
+        let len = round_trip(&u);
+        // ~ 4096 × (3 low + ~2 unary) bits, plus a few bytes for the escape.
+        assert!(len < 4096 * 6 / 8, "{len} bytes");
+    }
+}
