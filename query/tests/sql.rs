@@ -560,6 +560,22 @@ async fn other_tenants_are_never_visible() {
         .await
         .unwrap();
     assert_eq!(count(&both, "SELECT count(*) FROM recordings").await, 4);
+    // A caller who may see only some recordings of a tenant.
+    let a_id: theta_engine::store::RecordingId = a.parse().unwrap();
+    let only_a = Catalog::with_filter(fx.store.clone(), tenants("chu-a,chu-b"), |id| *id == a_id)
+        .await
+        .unwrap();
+    for (sql, want) in [
+        ("SELECT count(*) FROM recordings", 1),
+        ("SELECT count(DISTINCT recording_id) FROM channels", 1),
+        ("SELECT count(DISTINCT recording_id) FROM annotations", 1),
+        (
+            "SELECT count(DISTINCT recording_id) FROM samples WHERE time < 1",
+            1,
+        ),
+    ] {
+        assert_eq!(count(&only_a, sql).await, want, "{sql}");
+    }
     let nobody = Catalog::new(fx.store.clone(), tenants("chu-z"))
         .await
         .unwrap();

@@ -61,7 +61,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arrow::record_batch::RecordBatch;
 use datafusion::execution::context::{SQLOptions, SessionContext};
 use datafusion::prelude::SessionConfig;
-use theta_engine::store::{Recording, RecordingStatus, Store, StoreError, TenantId};
+use theta_engine::store::{Recording, RecordingId, RecordingStatus, Store, StoreError, TenantId};
 
 pub use band_power::{BandSpec, band_power_udaf};
 pub use samples::SamplesTable;
@@ -116,6 +116,20 @@ impl Catalog {
     /// # Errors
     /// [`SqlError::NoTenant`] when `tenants` is empty; store errors of the listing.
     pub async fn new(store: Store, tenants: Vec<TenantId>) -> Result<Self, SqlError> {
+        Self::with_filter(store, tenants, |_| true).await
+    }
+
+    /// As [`Catalog::new`], keeping only the recordings of `tenants` for which `keep` is true
+    /// (for a caller who may see only some recordings of a tenant, such as an interpreter and
+    /// the recordings assigned to them). `keep` is asked before a recording is opened.
+    ///
+    /// # Errors
+    /// As [`Catalog::new`].
+    pub async fn with_filter(
+        store: Store,
+        tenants: Vec<TenantId>,
+        keep: impl Fn(&RecordingId) -> bool,
+    ) -> Result<Self, SqlError> {
         if tenants.is_empty() {
             return Err(SqlError::NoTenant);
         }
@@ -126,7 +140,10 @@ impl Catalog {
                 .tenant
                 .as_ref()
                 .is_some_and(|t| allowed.contains(t.as_str()));
-            if !visible || !matches!(info.status, RecordingStatus::Available { .. }) {
+            if !visible
+                || !matches!(info.status, RecordingStatus::Available { .. })
+                || !keep(&info.id)
+            {
                 continue;
             }
             let rec = store.recording(info.id).await?;
