@@ -5,4 +5,5 @@
 
 pub mod dsp;
 pub mod montage;
+pub mod sql;
 pub mod view;

@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod inspect;
 pub mod read;
 pub mod serve;
+pub mod sql;
 pub mod store;
 pub mod store_audit;
 
@@ -39,6 +40,8 @@ pub enum Command {
     Window(read::WindowArgs),
     /// Welch power spectral density and band powers of a span of a recording.
     Psd(read::PsdArgs),
+    /// Read-only SQL over the recordings of the given tenants (DataFusion).
+    Sql(sql::SqlArgs),
     /// Min/max envelope of a recording at a pixel width.
     Overview(read::OverviewArgs),
     /// Authenticate and decode every stored byte; report every bad chunk.
@@ -74,6 +77,7 @@ fn dispatch(command: Command) -> i32 {
         Command::Window(args) => read::window(args),
         Command::Overview(args) => read::overview(args),
         Command::Psd(args) => read::psd_cmd(args),
+        Command::Sql(args) => sql::run(args),
         Command::Verify(args) => store::verify(args),
         Command::Keys(cmd) => store::keys(cmd),
         Command::Shred(args) => store::shred(args),
