@@ -261,8 +261,23 @@ impl AuditLog {
     pub fn open_with_key(path: &Path, key: AuditSigningKey, opts: AuditLogOptions) -> Result<Self> {
         opts.validate()?;
         let mut conn = Connection::open(path)?;
-        configure_writer(&conn, opts.busy_timeout)?;
-        let meta = migrate(&mut conn, path, key.environment())?;
+        // Switching a new file to WAL and creating its schema need the write lock; SQLite answers
+        // SQLITE_BUSY at once (without the busy handler) when several processes or threads open
+        // the same new log together, so retry within the busy time-out.
+        let deadline = std::time::Instant::now() + opts.busy_timeout;
+        let meta = loop {
+            let r = configure_writer(&conn, opts.busy_timeout)
+                .and_then(|()| migrate(&mut conn, path, key.environment()));
+            match r {
+                Err(AuditError::Sqlite(rusqlite::Error::SqliteFailure(e, _)))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                r => break r?,
+            }
+        };
         if meta.environment != key.environment().as_str() {
             return Err(AuditError::EnvironmentMismatch {
                 key: key.environment().to_string(),
