@@ -286,6 +286,17 @@ async fn run_async(args: DemoArgs) -> Result<()> {
     let recordings = ensure_recordings(&data, &dir, args.hours).await?;
     let state = AppState::new(settings, db)?.with_data(data);
     let creds = ensure_interpreter(&state, &recordings)?;
+    // Print once the server listens (and its certificate exists), so what is printed is usable.
+    let running = if args.no_serve {
+        None
+    } else {
+        Some(
+            serve_state(state, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?,
+        )
+    };
     let url = format!("https://{}/", args.listen);
     if args.json {
         let v = serde_json::json!({
@@ -314,13 +325,9 @@ async fn run_async(args: DemoArgs) -> Result<()> {
             creds.totp_secret
         );
     }
-    if args.no_serve {
+    let Some(running) = running else {
         return Ok(());
-    }
-    let running = serve_state(state, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    };
     eprintln!("theta demo: serving {} — Ctrl-C to stop", running.addr());
     running.wait().await?;
     Ok(())
