@@ -24,16 +24,6 @@ fn account_res(id: &str) -> Resource {
     }
 }
 
-/// Runs a change, audits its outcome under `action`, and returns its result.
-fn audited<T>(
-    ctx: &Ctx,
-    action: AuditAction,
-    resource: &Resource,
-    r: Result<T, ApiError>,
-) -> Result<T, ApiError> {
-    ctx.audited(action, resource, r)
-}
-
 pub(crate) async fn list_accounts(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -97,7 +87,8 @@ pub(crate) async fn create_account(
         Ok(c) => account_res(&c.account.id),
         Err(_) => Resource::System,
     };
-    audited(&ctx, AuditAction::AccountCreate, &res, r).map(|c| (StatusCode::CREATED, Json(c)))
+    ctx.audited(AuditAction::AccountCreate, &res, r)
+        .map(|c| (StatusCode::CREATED, Json(c)))
 }
 
 #[derive(Deserialize)]
@@ -126,8 +117,7 @@ pub(crate) async fn patch_account(
     if id == ctx.principal.account_id
         && (patch.status == Some(Status::Disabled) || patch.role.is_some())
     {
-        return audited(
-            &ctx,
+        return ctx.audited(
             AuditAction::AccountUpdate,
             &res,
             Err(ApiError::bad_request(
@@ -175,7 +165,7 @@ pub(crate) async fn patch_account(
         (Some(Status::Active), None) => AuditAction::AccountEnable,
         _ => AuditAction::AccountUpdate,
     };
-    audited(&ctx, action, &res, r).map(Json)
+    ctx.audited(action, &res, r).map(Json)
 }
 
 #[derive(Serialize)]
@@ -217,7 +207,7 @@ pub(crate) async fn reset_credentials(
         if found { Ok(Reset { one_time_password: otp.to_string() }) } else { Err(ApiError::NotFound { what: format!("account {id}") }) }
     }
     .await;
-    audited(&ctx, AuditAction::AccountMfaReset, &res, r).map(Json)
+    ctx.audited(AuditAction::AccountMfaReset, &res, r).map(Json)
 }
 
 pub(crate) async fn list_grants(
@@ -252,7 +242,8 @@ pub(crate) async fn add_grant(
         })
         .await
         .map_err(ApiError::from);
-    audited(&ctx, AuditAction::GrantCreate, &res, r).map(|g| (StatusCode::CREATED, Json(g)))
+    ctx.audited(AuditAction::GrantCreate, &res, r)
+        .map(|g| (StatusCode::CREATED, Json(g)))
 }
 
 pub(crate) async fn delete_grant(
@@ -276,7 +267,8 @@ pub(crate) async fn delete_grant(
         Ok(holder) => account_res(holder),
         Err(_) => Resource::System,
     };
-    audited(&ctx, AuditAction::GrantDelete, &res, r).map(|_| StatusCode::NO_CONTENT)
+    ctx.audited(AuditAction::GrantDelete, &res, r)
+        .map(|_| StatusCode::NO_CONTENT)
 }
 
 pub(crate) async fn list_name_exceptions(
@@ -311,7 +303,7 @@ pub(crate) async fn add_name_exception(
         .call(move |c| accounts::add_name_exception(c, &body.username, &body.reason, &by, now))
         .await
         .map_err(ApiError::from);
-    audited(&ctx, AuditAction::AdminConfigChange, &Resource::System, r)
+    ctx.audited(AuditAction::AdminConfigChange, &Resource::System, r)
         .map(|e| (StatusCode::CREATED, Json(e)))
 }
 
@@ -371,7 +363,8 @@ pub(crate) async fn create_tenant(
         },
         Err(_) => Resource::System,
     };
-    audited(&ctx, AuditAction::TenantCreate, &res, r).map(|t| (StatusCode::CREATED, Json(t)))
+    ctx.audited(AuditAction::TenantCreate, &res, r)
+        .map(|t| (StatusCode::CREATED, Json(t)))
 }
 
 #[derive(Deserialize)]
@@ -429,5 +422,5 @@ pub(crate) async fn unlock_account(
             what: format!("account {id}"),
         })
     };
-    audited(&ctx, AuditAction::AccountUnlock, &res, r)
+    ctx.audited(AuditAction::AccountUnlock, &res, r)
 }

@@ -631,19 +631,6 @@ pub(crate) async fn annotation_history(
     Ok(Json(rec.annotation_history().await.map_err(store_error)?))
 }
 
-fn audited<T>(
-    ctx: &Ctx,
-    action: AuditAction,
-    res: &Resource,
-    r: Result<T, ApiError>,
-) -> Result<T, ApiError> {
-    match &r {
-        Ok(_) => ctx.audit(action, res, Outcome::Success, None),
-        Err(e) => ctx.audit(action, res, Outcome::Failure, Some(reason_of(e))),
-    }
-    r
-}
-
 pub(crate) async fn add_annotation(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -660,7 +647,8 @@ pub(crate) async fn add_annotation(
         current(&rec, aid).await
     }
     .await;
-    audited(&ctx, AuditAction::AnnotationCreate, &res, r).map(|a| (StatusCode::CREATED, Json(a)))
+    ctx.audited(AuditAction::AnnotationCreate, &res, r)
+        .map(|a| (StatusCode::CREATED, Json(a)))
 }
 
 async fn current(rec: &Recording, aid: u64) -> Result<AnnotationRecord, ApiError> {
@@ -689,7 +677,8 @@ pub(crate) async fn edit_annotation(
         current(&rec, aid).await
     }
     .await;
-    audited(&ctx, AuditAction::AnnotationUpdate, &res, r).map(Json)
+    ctx.audited(AuditAction::AnnotationUpdate, &res, r)
+        .map(Json)
 }
 
 pub(crate) async fn delete_annotation(
@@ -703,7 +692,8 @@ pub(crate) async fn delete_annotation(
         .delete_annotation(&ctx.principal.username, aid)
         .await
         .map_err(annotation_error);
-    audited(&ctx, AuditAction::AnnotationDelete, &res, r).map(|()| StatusCode::NO_CONTENT)
+    ctx.audited(AuditAction::AnnotationDelete, &res, r)
+        .map(|()| StatusCode::NO_CONTENT)
 }
 
 fn annotation_error(e: theta_engine::store::StoreError) -> ApiError {
