@@ -377,6 +377,14 @@ fn demo_prepares_store_accounts_and_credentials() {
 
 #[tokio::test]
 async fn demo_serves_and_its_printed_credentials_work() {
+    /// Kills the demo server whatever happens to the test.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     use std::io::BufRead as _;
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -400,8 +408,10 @@ async fn demo_serves_and_its_printed_credentials_work() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _child = Kill(child);
     let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
+    std::io::BufReader::new(stdout)
         .read_line(&mut line)
         .unwrap();
     let creds: Value = serde_json::from_str(&line).unwrap();
@@ -472,8 +482,6 @@ async fn demo_serves_and_its_printed_credentials_work() {
         .await
         .unwrap();
     assert!(String::from_utf8_lossy(r.body()).contains("viewer.js"));
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[tokio::test]
