@@ -79,7 +79,7 @@ fn median(v: &[f64]) -> f64 {
 }
 
 /// Peak resident set size of this process (VmHWM), bytes.
-fn peak_rss() -> u64 {
+pub(crate) fn peak_rss() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -91,7 +91,7 @@ fn peak_rss() -> u64 {
 }
 
 /// Resets VmHWM to the current RSS (Linux: write 5 to clear_refs), so generation does not count.
-fn reset_peak_rss() {
+pub(crate) fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 

@@ -9,6 +9,7 @@
 //! a second time); page turns read consecutive pages with read-ahead on and a 20 ms pause
 //! between pages, as a viewer would. `--sweep` instead measures chunk shapes on a 1-hour file.
 
+use crate::read::{peak_rss, reset_peak_rss};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -123,21 +124,6 @@ pub struct ShapeResult {
     pub cold_20: Latency,
     /// 30 s × 32 ch, warm.
     pub warm_32: Latency,
-}
-
-fn peak_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// The generated EDF, cached under the same name and spec as `theta-bench read` uses.
