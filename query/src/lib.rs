@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod dsp;
+pub mod export;
 pub mod montage;
 pub mod sql;
 pub mod view;
