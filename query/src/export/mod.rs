@@ -5,6 +5,14 @@
 //! field replaced (see [`pseudo`] and [`mask`]). The project's secret and the mapping from
 //! pseudonyms back to source ids stay sealed in the store and never reach the output.
 
+mod bids;
+mod io;
+pub mod mask;
+mod parquet_out;
+pub mod pseudo;
+mod plan;
+mod run;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -13,6 +21,8 @@ use std::time::Duration;
 use theta_engine::store::{Store, StoreError, TenantId};
 
 use crate::sql::SqlError;
+
+pub use plan::select_cohort;
 
 /// Output format of an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -193,6 +203,11 @@ pub enum ExportError {
 
 /// Exports the cohort of `spec` from the recordings of `tenants`.
 ///
+/// Recordings are written concurrently (one per core), each into a temporary folder renamed
+/// into place when complete, so that a run interrupted at any point resumes with the same
+/// spec: complete recordings are kept, partial ones rewritten. The dataset-level files
+/// (participants, dataset description, Parquet tables) are written last.
+///
 /// # Errors
 /// See [`ExportError`]. Files of recordings completed before an error are kept and reused by
 /// the next run with the same spec.
@@ -202,6 +217,5 @@ pub async fn export(
     spec: &ExportSpec,
     hooks: &ExportHooks,
 ) -> Result<ExportReport, ExportError> {
-    let _ = (store, tenants, spec, hooks);
-    Err(ExportError::Invalid("export is being built".into()))
+    run::export(store, tenants, spec, hooks).await
 }

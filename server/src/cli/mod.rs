@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod demo;
+pub mod export;
 pub mod incidents;
 pub mod ingest;
 pub mod inspect;
@@ -51,6 +52,8 @@ pub enum Command {
     Keys(store::KeysCommand),
     /// Destroy a recording's data key: it can never be read again.
     Shred(store::ShredArgs),
+    /// Export a cohort as pseudonymised BIDS-EEG or Parquet.
+    Export(export::ExportArgs),
     /// Serve the HTTPS API.
     Serve(serve::ServeArgs),
     /// Administration: bootstrap the first administrator, access review.
@@ -81,6 +84,7 @@ fn dispatch(command: Command) -> i32 {
         Command::Verify(args) => store::verify(args),
         Command::Keys(cmd) => store::keys(cmd),
         Command::Shred(args) => store::shred(args),
+        Command::Export(args) => export::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Admin(args) => admin::run(args),
         Command::Audit(args) => audit::run(args),

@@ -55,6 +55,12 @@ pub fn event_for(command: &Command) -> Option<AuditEvent> {
             e.recording_id = Some(a.recording.clone());
             e
         }
+        Command::Export(a) => {
+            let mut e =
+                cli_event(AuditAction::ExportStart).resource(ResourceKind::Export, a.project.clone());
+            e.tenant_id = Some(a.tenant.join(","));
+            e
+        }
         Command::Verify(_) => cli_event(AuditAction::AdminMaintenance),
         Command::Keys(_) => cli_event(AuditAction::KeyRotate).resource(ResourceKind::Key, "store"),
         Command::Shred(a) => {

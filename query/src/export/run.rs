@@ -1,0 +1,298 @@
+//! Running an export: cohort, plan, parallel per-recording writes, dataset files, resume.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use serde_json::json;
+use theta_engine::store::{MAX_PROJECT_NAME, Store, TenantId};
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
+
+use super::io::{io_err, tally, write_atomic};
+use super::plan::{Planned, plan, select_cohort};
+use super::pseudo::{ProjectSecret, Pseudonymizer};
+use super::{
+    ExportError, ExportFormat, ExportHooks, ExportProgress, ExportReport, ExportSpec, bids,
+    parquet_out,
+};
+use crate::sql::Catalog;
+
+/// Name of the file that marks a folder as a Theta export and pins its settings.
+pub(crate) const STATE_FILE: &str = ".theta-export.json";
+
+fn validate(spec: &ExportSpec) -> Result<(), ExportError> {
+    let p = spec.project.trim();
+    if p.is_empty() || spec.project.len() > MAX_PROJECT_NAME || p.chars().any(char::is_control) {
+        return Err(ExportError::Invalid(format!(
+            "project name: 1-{MAX_PROJECT_NAME} bytes without control characters"
+        )));
+    }
+    if spec.task.is_empty()
+        || spec.task.len() > 64
+        || !spec.task.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(ExportError::Invalid(
+            "task label: 1-64 letters and digits (BIDS)".into(),
+        ));
+    }
+    if !(spec.power_line_hz.is_finite() && spec.power_line_hz > 0.0 && spec.power_line_hz < 1e3) {
+        return Err(ExportError::Invalid(
+            "power line frequency: a positive number of hertz (50 or 60)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates the output folder, or checks that it holds an export of the same spec (resume).
+fn prepare_out(spec: &ExportSpec) -> Result<(), ExportError> {
+    let out = &spec.out;
+    let state = json!({
+        "theta_export": 1,
+        "project": spec.project,
+        "cohort": spec.cohort,
+        "format": spec.format,
+        "dates": spec.dates,
+        "annotations": spec.annotations,
+        "task": spec.task,
+        "power_line_hz": spec.power_line_hz,
+    });
+    let state_path = out.join(STATE_FILE);
+    if out.exists() {
+        match std::fs::read(&state_path) {
+            Ok(bytes) => {
+                let found: serde_json::Value =
+                    serde_json::from_slice(&bytes).map_err(|_| ExportError::Mismatch {
+                        path: out.clone(),
+                        detail: format!("unreadable {STATE_FILE}"),
+                    })?;
+                let obj = state.as_object().expect("an object");
+                if let Some((k, _)) = obj.iter().find(|(k, v)| found.get(k.as_str()) != Some(v)) {
+                    return Err(ExportError::Mismatch {
+                        path: out.clone(),
+                        detail: format!("{k} differs"),
+                    });
+                }
+                return Ok(());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut entries = std::fs::read_dir(out).map_err(io_err(out))?;
+                if entries.next().is_some() {
+                    return Err(ExportError::Mismatch {
+                        path: out.clone(),
+                        detail: "the folder is not empty and is not a Theta export".into(),
+                    });
+                }
+            }
+            Err(e) => return Err(io_err(&state_path)(e)),
+        }
+    }
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Pseudonymised, not anonymous: readable by the owner only until it is handed over.
+        std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o700))
+            .map_err(io_err(out))?;
+    }
+    write_atomic(
+        &state_path,
+        &serde_json::to_vec_pretty(&state).expect("JSON values serialise"),
+    )
+}
+
+fn is_done(out: &Path, format: ExportFormat, p: &Planned) -> bool {
+    match format {
+        ExportFormat::Bids => bids::is_done(out, p),
+        ExportFormat::Parquet => parquet_out::is_done(out, p),
+    }
+}
+
+struct Shared {
+    total: ExportProgress,
+    done: AtomicUsize,
+    bytes: AtomicU64,
+    hooks: ExportHooks,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn report(&self) {
+        if let Some(f) = &self.hooks.progress {
+            f(&ExportProgress {
+                recordings_total: self.total.recordings_total,
+                recordings_done: self.done.load(Ordering::Relaxed),
+                bytes_total: self.total.bytes_total,
+                bytes_done: self.bytes.load(Ordering::Relaxed),
+            });
+        }
+    }
+    fn cancelled(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+            || self
+                .hooks
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+pub(crate) async fn export(
+    store: &Store,
+    tenants: Vec<TenantId>,
+    spec: &ExportSpec,
+    hooks: &ExportHooks,
+) -> Result<ExportReport, ExportError> {
+    let t0 = Instant::now();
+    validate(spec)?;
+    let catalog = Catalog::new(store.clone(), tenants).await?;
+    let ids = select_cohort(&catalog, &spec.cohort).await?;
+    if ids.is_empty() {
+        return Err(ExportError::Cohort("no recording matches the cohort".into()));
+    }
+    prepare_out(spec)?;
+
+    let secret = store.project_secret(&spec.project).await?;
+    let pseudo = Pseudonymizer::new(&ProjectSecret::from_bytes(*secret));
+    drop(secret);
+    let mut planned = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let rec = catalog
+            .recordings()
+            .iter()
+            .find(|r| r.id() == *id)
+            .expect("the cohort comes from the catalog")
+            .clone();
+        planned.push(plan(rec, spec, &pseudo).await?);
+    }
+    drop(pseudo);
+    // The mapping is sealed in the store before any file names a pseudonym.
+    let subjects: Vec<(String, String)> = planned
+        .iter()
+        .map(|p| (p.subject.clone(), p.patient_key.clone()))
+        .collect();
+    let recordings: Vec<(String, String)> = planned
+        .iter()
+        .map(|p| (p.pid.clone(), p.rec.id().to_string()))
+        .collect();
+    store
+        .record_project_mapping(&spec.project, &subjects, &recordings)
+        .await?;
+
+    let out = spec.out.clone();
+    let mut resumed = 0;
+    let mut bytes_done = 0;
+    let mut pending = Vec::new();
+    for p in &planned {
+        if is_done(&out, spec.format, p) {
+            resumed += 1;
+            bytes_done += p.rec.raw_bytes();
+        } else {
+            pending.push(p.clone());
+        }
+    }
+    let shared = Arc::new(Shared {
+        total: ExportProgress {
+            recordings_total: planned.len(),
+            recordings_done: resumed,
+            bytes_total: planned.iter().map(|p| p.rec.raw_bytes()).sum(),
+            bytes_done,
+        },
+        done: AtomicUsize::new(resumed),
+        bytes: AtomicU64::new(bytes_done),
+        hooks: hooks.clone(),
+        stop: AtomicBool::new(false),
+    });
+    shared.report();
+
+    // One recording per core at a time; each one decodes its blocks on the rayon pool and
+    // encodes on its own blocking thread.
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let permits = Arc::new(Semaphore::new(parallel));
+    let mut tasks = tokio::task::JoinSet::new();
+    for p in pending {
+        let permit = Arc::clone(&permits)
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        if shared.cancelled() {
+            break;
+        }
+        let shared = Arc::clone(&shared);
+        let spec = spec.clone();
+        let handle = Handle::current();
+        tasks.spawn_blocking(move || {
+            let _permit = permit;
+            if shared.cancelled() {
+                return Err(ExportError::Cancelled);
+            }
+            let on_bytes = |n: u64| {
+                shared.bytes.fetch_add(n, Ordering::Relaxed);
+                shared.report();
+            };
+            let r = match spec.format {
+                ExportFormat::Bids => bids::write_recording(&spec.out, &p, &spec, &handle, &on_bytes),
+                ExportFormat::Parquet => {
+                    parquet_out::write_recording(&spec.out, &p, &handle, &on_bytes)
+                }
+            };
+            if r.is_ok() {
+                shared.done.fetch_add(1, Ordering::Relaxed);
+                shared.report();
+            } else {
+                // Stop starting new recordings; the ones running finish their current one.
+                shared.stop.store(true, Ordering::Relaxed);
+            }
+            r
+        });
+        // Surface a failure early instead of queueing the whole cohort behind it.
+        while let Some(done) = tasks.try_join_next() {
+            done.map_err(|e| ExportError::Invalid(format!("export worker failed: {e}")))??;
+        }
+    }
+    let mut first_err = None;
+    while let Some(done) = tasks.join_next().await {
+        let r = done
+            .map_err(|e| ExportError::Invalid(format!("export worker failed: {e}")))
+            .and_then(|r| r);
+        if let Err(e) = r {
+            first_err.get_or_insert(e);
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    if shared.cancelled() {
+        return Err(ExportError::Cancelled);
+    }
+
+    let spec2 = spec.clone();
+    let ((files, output_bytes), subjects) = tokio::task::spawn_blocking(move || {
+        match spec2.format {
+            ExportFormat::Bids => bids::write_dataset(&spec2.out, &planned, &spec2)?,
+            ExportFormat::Parquet => {
+                parquet_out::write_dataset(&spec2.out, &planned, spec2.annotations)?;
+            }
+        }
+        let subjects = planned
+            .iter()
+            .map(|p| p.subject.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        tally(&spec2.out).map(|t| (t, subjects))
+    })
+    .await
+    .map_err(|e| ExportError::Invalid(format!("export worker failed: {e}")))??;
+    Ok(ExportReport {
+        out,
+        format: spec.format,
+        recordings: ids.len(),
+        resumed,
+        subjects,
+        raw_bytes: shared.total.bytes_total,
+        output_bytes,
+        files,
+        elapsed: t0.elapsed(),
+    })
+}
