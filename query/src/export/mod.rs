@@ -5,6 +5,9 @@
 //! field replaced (see [`pseudo`] and [`mask`]). The project's secret and the mapping from
 //! pseudonyms back to source ids stay sealed in the store and never reach the output.
 
+pub mod mask;
+pub mod pseudo;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
