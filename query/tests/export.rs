@@ -106,7 +106,14 @@ async fn fixture() -> Fixture {
         duration: 40.0,
         patient: "PAT-884213 M 14-MAR-1961 Jean-Pierre_Dupont-Moreau".into(),
         recording: "ADM-778899 Martine_Lefebvre Nihon_Kohden Chambre_12".into(),
-        start: SynthStart { year: 2024, month: 3, day: 12, hour: 9, minute: 30, second: 15 },
+        start: SynthStart {
+            year: 2024,
+            month: 3,
+            day: 12,
+            hour: 9,
+            minute: 30,
+            second: 15,
+        },
         annotations: vec![
             SynthAnnotation {
                 onset: 2.0,
@@ -135,8 +142,18 @@ async fn fixture() -> Fixture {
         duration: 20.0,
         patient: "PAT-884213 M 14-MAR-1961 Jean-Pierre_Dupont-Moreau".into(),
         recording: "ADM-778899 Martine_Lefebvre Nihon_Kohden Chambre_12".into(),
-        start: SynthStart { year: 2024, month: 9, day: 2, hour: 14, minute: 5, second: 0 },
-        gaps: vec![Gap { after_record: 9, seconds: 4.0 }],
+        start: SynthStart {
+            year: 2024,
+            month: 9,
+            day: 2,
+            hour: 14,
+            minute: 5,
+            second: 0,
+        },
+        gaps: vec![Gap {
+            after_record: 9,
+            seconds: 4.0,
+        }],
         annotations: vec![SynthAnnotation {
             onset: 1.0,
             duration: None,
@@ -152,7 +169,14 @@ async fn fixture() -> Fixture {
         duration: 16.0,
         patient: "MARTIN Alice 02/01/1990 IPP 55667788".into(),
         recording: "Hopital Bernard".into(),
-        start: SynthStart { year: 2023, month: 11, day: 5, hour: 22, minute: 0, second: 0 },
+        start: SynthStart {
+            year: 2023,
+            month: 11,
+            day: 5,
+            hour: 22,
+            minute: 0,
+            second: 0,
+        },
         annotations: Vec::new(),
         line_noise: false,
         ..SynthSpec::default()
@@ -175,7 +199,12 @@ async fn fixture() -> Fixture {
     )
     .await
     .unwrap();
-    Fixture { _dir: dir, root, store, ids }
+    Fixture {
+        _dir: dir,
+        root,
+        store,
+        ids,
+    }
 }
 
 fn tenants() -> Vec<TenantId> {
@@ -216,7 +245,11 @@ fn assert_no_leak(f: &Fixture, out: &Path) {
     let mut needles: Vec<String> = IDENTIFYING.iter().map(|s| s.to_ascii_lowercase()).collect();
     needles.extend(f.ids.iter().map(|id| id.to_string()));
     for file in files_under(out) {
-        let rel = file.strip_prefix(out).unwrap().to_string_lossy().to_ascii_lowercase();
+        let rel = file
+            .strip_prefix(out)
+            .unwrap()
+            .to_string_lossy()
+            .to_ascii_lowercase();
         let bytes = std::fs::read(&file).unwrap().to_ascii_lowercase();
         for n in &needles {
             assert!(!rel.contains(n.as_str()), "{n:?} in the file name {rel}");
@@ -273,14 +306,23 @@ async fn bids_export_is_pseudonymised_exact_and_valid() {
     assert!(subjects(&out).is_disjoint(&subjects(&other)));
 
     // The mapping stays in the store, sealed.
-    let mapping = f.store.project_mapping("epilepsy-2026").await.unwrap().unwrap();
+    let mapping = f
+        .store
+        .project_mapping("epilepsy-2026")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(mapping.subjects.len(), 2);
     assert_eq!(mapping.recordings.len(), 3);
 
     // Every sample of every exported file equals the stored one; identity fields are EDF+'s
     // anonymised form; the start is shifted into the past by whole days.
     let pseudo = pseudonymizer(&f, "epilepsy-2026").await;
-    let source_starts = ["2024-03-12T09:30:15", "2024-09-02T14:05:00", "2023-11-05T22:00:00"];
+    let source_starts = [
+        "2024-03-12T09:30:15",
+        "2024-09-02T14:05:00",
+        "2023-11-05T22:00:00",
+    ];
     let mut offsets = Vec::new();
     for (i, id) in f.ids.iter().enumerate() {
         let rec = f.store.recording(*id).await.unwrap();
@@ -289,22 +331,39 @@ async fn bids_export_is_pseudonymised_exact_and_valid() {
             .into_iter()
             .find(|p| {
                 let n = p.file_name().unwrap().to_string_lossy().into_owned();
-                n.contains(&format!("_ses-{session}_")) && (n.ends_with("_eeg.edf") || n.ends_with("_eeg.bdf"))
+                n.contains(&format!("_ses-{session}_"))
+                    && (n.ends_with("_eeg.edf") || n.ends_with("_eeg.bdf"))
             })
             .expect("the recording's data file");
-        assert_eq!(eeg.extension().unwrap() == "bdf", i == 1, "BDF for the 24-bit source");
+        assert_eq!(
+            eeg.extension().unwrap() == "bdf",
+            i == 1,
+            "BDF for the 24-bit source"
+        );
         let mut reader = EdfReader::open(&eeg, ReadOptions::strict()).expect("our EDF reads back");
         let h = reader.header().clone();
         let subject = h.patient.split(' ').next().unwrap().to_string();
-        assert!(subject.starts_with("sub-"), "patient code is the pseudonym: {}", h.patient);
-        assert!(h.patient.ends_with(" X X"), "birthdate and name are X: {}", h.patient);
+        assert!(
+            subject.starts_with("sub-"),
+            "patient code is the pseudonym: {}",
+            h.patient
+        );
+        assert!(
+            h.patient.ends_with(" X X"),
+            "birthdate and name are X: {}",
+            h.patient
+        );
         assert!(h.recording.starts_with("Startdate ") && h.recording.ends_with(" X X X"));
         assert_eq!(h.format.is_discontinuous(), i == 1);
-        let src = chrono::NaiveDateTime::parse_from_str(source_starts[i], "%Y-%m-%dT%H:%M:%S")
-            .unwrap();
+        let src =
+            chrono::NaiveDateTime::parse_from_str(source_starts[i], "%Y-%m-%dT%H:%M:%S").unwrap();
         let shift = h.start - src;
         assert_eq!(shift.num_seconds() % 86_400, 0, "whole days");
-        assert!((-3650..=-365).contains(&shift.num_days()), "{} days", shift.num_days());
+        assert!(
+            (-3650..=-365).contains(&shift.num_days()),
+            "{} days",
+            shift.num_days()
+        );
         offsets.push((subject, shift.num_days()));
 
         let want = stored_samples(&rec).await;
@@ -315,7 +374,10 @@ async fn bids_export_is_pseudonymised_exact_and_valid() {
                 g.extend_from_slice(buf.signal(s));
             }
         }
-        assert_eq!(got, want, "recording {i}: exported samples differ from the store");
+        assert_eq!(
+            got, want,
+            "recording {i}: exported samples differ from the store"
+        );
         if i == 1 {
             let segs = reader.segments();
             assert_eq!(segs.len(), 2, "the gap is kept");
@@ -355,7 +417,10 @@ fn bids_validate(dir: &Path) {
     let output = match result {
         Ok(o) => o,
         Err(e) => {
-            assert!(!required, "bids-validator required but {program} failed to start: {e}");
+            assert!(
+                !required,
+                "bids-validator required but {program} failed to start: {e}"
+            );
             eprintln!("skipping BIDS validation: {program}: {e}");
             return;
         }
@@ -456,7 +521,10 @@ async fn parquet_export_reads_back_in_datafusion() {
             .sum();
         let (d, v, n) = got[&pseudo.recording_id(&id.to_string())];
         assert_eq!((d, n), (digital, count));
-        assert!((v - value).abs() <= 1e-9 * value.abs().max(1.0), "{v} vs {value}");
+        assert!(
+            (v - value).abs() <= 1e-9 * value.abs().max(1.0),
+            "{v} vs {value}"
+        );
     }
 
     // Time is a column readers can prune on: one row group per time block, times ascending.
@@ -514,7 +582,11 @@ async fn interrupted_export_resumes_and_settings_are_pinned() {
             .map(|p| std::fs::read(p).unwrap())
             .collect()
     };
-    assert_eq!(parts(&out), parts(&fresh), "the resumed export equals a fresh one");
+    assert_eq!(
+        parts(&out),
+        parts(&fresh),
+        "the resumed export equals a fresh one"
+    );
 
     // Another project, format or option in the same folder is refused.
     let mut other = spec.clone();
@@ -548,7 +620,10 @@ async fn dates_removed_text_dropped_and_cohorts() {
         let name = p.to_string_lossy().into_owned();
         if name.ends_with(".edf") || name.ends_with(".bdf") {
             let r = EdfReader::open(&p, ReadOptions::default()).unwrap();
-            assert_eq!(r.header().start.date(), chrono::NaiveDate::from_ymd_opt(1985, 1, 1).unwrap());
+            assert_eq!(
+                r.header().start.date(),
+                chrono::NaiveDate::from_ymd_opt(1985, 1, 1).unwrap()
+            );
             assert!(r.header().recording.starts_with("Startdate X"));
         }
         if name.ends_with("_events.tsv") {
@@ -557,7 +632,8 @@ async fn dates_removed_text_dropped_and_cohorts() {
         }
     }
     // Errors say what is wrong.
-    let bad = |cohort: &str| ExportSpec::new(cohort, ExportFormat::Parquet, f.root.join("bad"), "p");
+    let bad =
+        |cohort: &str| ExportSpec::new(cohort, ExportFormat::Parquet, f.root.join("bad"), "p");
     for (cohort, want) in [
         ("duration_s > 1e9", "no recording"),
         ("no_such_column > 1", "no_such_column"),

@@ -122,7 +122,10 @@ async fn decode(store: &StoreInner, id: &RecordingId, bytes: &[u8]) -> Result<(B
     let s: [u8; 16] = r.array("store id")?;
     let p: [u8; 16] = r.array("project id")?;
     if s != *store.store_id.as_bytes() || p != *id.as_bytes() {
-        return Err(StoreError::corrupt(&object, "belongs to another store or project"));
+        return Err(StoreError::corrupt(
+            &object,
+            "belongs to another store or project",
+        ));
     }
     let kek = KekId::new(r.short_str("kek id")?)
         .map_err(|e| StoreError::corrupt(&object, format!("kek id: {e}")))?;
@@ -136,7 +139,11 @@ async fn decode(store: &StoreInner, id: &RecordingId, bytes: &[u8]) -> Result<(B
     }
     let dek = store
         .keyring
-        .unwrap(&kek, wrapped, &wrap_aad(&store.scope(id), &bytes[..prefix_end]))
+        .unwrap(
+            &kek,
+            wrapped,
+            &wrap_aad(&store.scope(id), &bytes[..prefix_end]),
+        )
         .await
         .map_err(|e| match e {
             e @ (KeyringError::UnknownKek { .. } | KeyringError::UnwrapFailed { .. }) => {
@@ -195,7 +202,10 @@ pub(crate) async fn secret(store: &Arc<StoreInner>, name: &str) -> Result<Zeroiz
     };
     let id = project_id(name);
     // Create-only: two exports starting the same project at once agree on one secret.
-    if store.put_create(&path(&id), encode(store, &id, &body).await?).await? {
+    if store
+        .put_create(&path(&id), encode(store, &id, &body).await?)
+        .await?
+    {
         return Ok(fresh);
     }
     let body = load(store, name)
@@ -216,19 +226,19 @@ pub(crate) async fn record(
     subjects: &[(String, String)],
     recordings: &[(String, String)],
 ) -> Result<()> {
-    let mut body = load(store, name).await?.ok_or_else(|| StoreError::InvalidArgument {
-        what: "unknown project (create it by taking its secret first)".into(),
-    })?;
-    body.mapping
-        .subjects
-        .extend(subjects.iter().cloned());
-    body.mapping
-        .recordings
-        .extend(recordings.iter().cloned());
+    let mut body = load(store, name)
+        .await?
+        .ok_or_else(|| StoreError::InvalidArgument {
+            what: "unknown project (create it by taking its secret first)".into(),
+        })?;
+    body.mapping.subjects.extend(subjects.iter().cloned());
+    body.mapping.recordings.extend(recordings.iter().cloned());
     let id = project_id(name);
     // Last writer wins: pseudonyms derive from the secret alone, so a lost concurrent mapping
     // update loses no pseudonym; the next export of the same recordings records it again.
-    store.put(&path(&id), encode(store, &id, &body).await?).await
+    store
+        .put(&path(&id), encode(store, &id, &body).await?)
+        .await
 }
 
 /// Re-wraps every project under the current KEK; returns how many were re-written.
@@ -236,12 +246,20 @@ pub(crate) async fn rotate(store: &Arc<StoreInner>, kek: &KekId) -> Result<usize
     let prefix = object_store::path::Path::from(PROJECTS);
     let mut n = 0;
     for meta in store.list_all(&prefix).await? {
-        let Some(hexid) = meta.location.filename() else { continue };
-        let Ok(id) = hexid.parse::<RecordingId>() else { continue };
-        let Some(bytes) = store.get_opt(&meta.location).await? else { continue };
+        let Some(hexid) = meta.location.filename() else {
+            continue;
+        };
+        let Ok(id) = hexid.parse::<RecordingId>() else {
+            continue;
+        };
+        let Some(bytes) = store.get_opt(&meta.location).await? else {
+            continue;
+        };
         let (body, old) = decode(store, &id, &bytes).await?;
         if old != *kek {
-            store.put(&meta.location, encode(store, &id, &body).await?).await?;
+            store
+                .put(&meta.location, encode(store, &id, &body).await?)
+                .await?;
             n += 1;
         }
     }

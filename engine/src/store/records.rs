@@ -44,10 +44,15 @@ impl Recording {
         let layout = self.layout();
         if block >= layout.blocks() {
             return Err(super::StoreError::InvalidArgument {
-                what: format!("block {block} of a recording with {} blocks", layout.blocks()),
+                what: format!(
+                    "block {block} of a recording with {} blocks",
+                    layout.blocks()
+                ),
             });
         }
-        let chunks: Vec<u64> = (0..layout.groups()).map(|g| layout.chunk(g, block)).collect();
+        let chunks: Vec<u64> = (0..layout.groups())
+            .map(|g| layout.chunk(g, block))
+            .collect();
         let sealed = self.fetch_data(chunks.iter().copied()).await?;
         let this = self.clone();
         let decoded = run_cpu(move || {

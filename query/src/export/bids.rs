@@ -7,14 +7,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use theta_engine::edf::{
-    ChannelType, EdfWriterBuilder, Format, PatientInfo, RecordingInfo, SignalHeader, channel_type,
-};
+use theta_engine::edf::{ChannelType, EdfWriterBuilder, Format, SignalHeader, channel_type};
 use theta_engine::store::{Annotation, SampleWidth};
 use tokio::runtime::Handle;
 
 use super::io::{io_err, write_atomic};
 use super::plan::Planned;
+use super::pseudo::{anonymised_patient_field, anonymised_recording_field};
 use super::{ExportError, ExportSpec};
 
 /// BIDS version the sidecars follow.
@@ -38,7 +37,10 @@ pub(crate) fn is_done(out: &Path, p: &Planned) -> bool {
 
 /// Whether the recording needs BDF (24-bit samples).
 fn is_bdf(p: &Planned) -> bool {
-    p.rec.signals().iter().any(|s| s.width == SampleWidth::Bits24)
+    p.rec
+        .signals()
+        .iter()
+        .any(|s| s.width == SampleWidth::Bits24)
 }
 
 /// Writes one recording's folder. Runs on a blocking thread; `handle` drives the store reads.
@@ -64,7 +66,10 @@ pub(crate) fn write_recording(
     write_edf(&tmp.join(&data_name), p, bdf, handle, on_bytes)?;
     write_atomic(&tmp.join(format!("{stem}_eeg.json")), &eeg_json(p, spec))?;
     write_atomic(&tmp.join(format!("{stem}_channels.tsv")), &channels_tsv(p))?;
-    write_atomic(&tmp.join(format!("{stem}_events.tsv")), &events_tsv(&p.annotations))?;
+    write_atomic(
+        &tmp.join(format!("{stem}_events.tsv")),
+        &events_tsv(&p.annotations),
+    )?;
     fs::rename(&tmp, &final_dir).map_err(io_err(&final_dir))?;
     Ok(())
 }
@@ -108,7 +113,11 @@ fn write_edf(
         .map(|a| theta_engine::edf::Annotation {
             onset: a.onset,
             duration: a.duration,
-            text: if a.text.is_empty() { "n/a".into() } else { a.text.clone() },
+            text: if a.text.is_empty() {
+                "n/a".into()
+            } else {
+                a.text.clone()
+            },
         })
         .collect();
     let encode_err = |e: theta_engine::edf::EdfError| ExportError::Encode {
@@ -117,23 +126,11 @@ fn write_edf(
     };
     let mut writer = EdfWriterBuilder::new(format, start, tl.record_duration())
         // EDF+ anonymised identification: the pseudonym as patient code, everything else X.
-        .with_patient(PatientInfo {
-            code: Some(format!("sub-{}", p.subject)),
-            sex: p.sex.map(|s| match s {
-                super::pseudo::Sex::Female => theta_engine::edf::Sex::Female,
-                super::pseudo::Sex::Male => theta_engine::edf::Sex::Male,
-            }),
-            birthdate: None,
-            name: None,
-            additional: String::new(),
-        })
-        .with_recording(RecordingInfo {
-            start_date: p.start.map(|s| s.date()),
-            admin_code: None,
-            technician: None,
-            equipment: None,
-            additional: String::new(),
-        })
+        .with_patient_raw(anonymised_patient_field(
+            &format!("sub-{}", p.subject),
+            p.sex,
+        ))
+        .with_recording_raw(anonymised_recording_field(p.start.map(|s| s.date())))
         .with_signals(signals)
         .with_annotations(annotations)
         .with_expected_records(tl.num_records())
@@ -145,9 +142,7 @@ fn write_edf(
         let block = handle.block_on(rec.read_block(b))?;
         let mut samples = 0u64;
         for r in block.records.clone() {
-            let record: Vec<&[i32]> = (0..spr.len())
-                .map(|s| block.record(s, r, spr[s]))
-                .collect();
+            let record: Vec<&[i32]> = (0..spr.len()).map(|s| block.record(s, r, spr[s])).collect();
             samples += record.iter().map(|x| x.len() as u64).sum::<u64>();
             if discontinuous {
                 writer
@@ -170,7 +165,13 @@ fn write_edf(
 /// EDF header text must be printable ASCII: anything else becomes `_`.
 fn ascii(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -178,14 +179,28 @@ fn ascii(s: &str) -> String {
 fn cell(s: &str) -> String {
     let t: String = s
         .chars()
-        .map(|c| if matches!(c, '\t' | '\n' | '\r') { ' ' } else { c })
+        .map(|c| {
+            if matches!(c, '\t' | '\n' | '\r') {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     let t = t.trim();
-    if t.is_empty() { "n/a".into() } else { t.to_string() }
+    if t.is_empty() {
+        "n/a".into()
+    } else {
+        t.to_string()
+    }
 }
 
 fn num(x: f64) -> String {
-    if x.is_finite() { format!("{x}") } else { "n/a".into() }
+    if x.is_finite() {
+        format!("{x}")
+    } else {
+        "n/a".into()
+    }
 }
 
 /// BIDS channel type of a signal.
@@ -215,7 +230,11 @@ fn cutoffs(prefilter: &str) -> (Option<f64>, Option<f64>, Option<f64>) {
             continue;
         };
         let v = v.trim_end_matches("HZ");
-        let value = if v == "DC" { Some(0.0) } else { v.parse::<f64>().ok() };
+        let value = if v == "DC" {
+            Some(0.0)
+        } else {
+            v.parse::<f64>().ok()
+        };
         let value = value.filter(|x| x.is_finite() && *x >= 0.0);
         match k {
             "HP" => hp = value,

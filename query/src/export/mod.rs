@@ -9,8 +9,8 @@ mod bids;
 mod io;
 pub mod mask;
 mod parquet_out;
-pub mod pseudo;
 mod plan;
+pub mod pseudo;
 mod run;
 
 use std::path::PathBuf;

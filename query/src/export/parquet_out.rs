@@ -36,7 +36,9 @@ pub(crate) const SAMPLES_DIR: &str = "samples";
 
 fn props() -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid level"),
+        ))
         // Row groups are cut by time block (flush), not by count.
         .set_max_row_group_row_count(Some(usize::MAX))
         .set_dictionary_enabled(false)
@@ -62,7 +64,8 @@ fn arrow_enc(path: &Path) -> impl Fn(arrow::error::ArrowError) -> ExportError + 
 
 /// The partition folder of a recording.
 pub(crate) fn partition_dir(out: &Path, p: &Planned) -> PathBuf {
-    out.join(SAMPLES_DIR).join(format!("recording_id={}", p.pid))
+    out.join(SAMPLES_DIR)
+        .join(format!("recording_id={}", p.pid))
 }
 
 /// Whether a recording's samples are complete (the partition folder is renamed in last).
@@ -172,7 +175,11 @@ pub(crate) fn write_dataset(
         Field::new("subject_id", DataType::Utf8, false),
         Field::new("session_id", DataType::Utf8, false),
         Field::new("format", DataType::Utf8, false),
-        Field::new("start", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        Field::new(
+            "start",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            true,
+        ),
         Field::new("duration_s", DataType::Float64, false),
         Field::new("signals", DataType::UInt32, false),
         Field::new("record_duration_s", DataType::Float64, false),
@@ -181,9 +188,15 @@ pub(crate) fn write_dataset(
         Field::new("sex", DataType::Utf8, true),
     ]));
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(planned.iter().map(|p| &p.pid))),
-        Arc::new(StringArray::from_iter_values(planned.iter().map(|p| &p.subject))),
-        Arc::new(StringArray::from_iter_values(planned.iter().map(|p| &p.session))),
+        Arc::new(StringArray::from_iter_values(
+            planned.iter().map(|p| &p.pid),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            planned.iter().map(|p| &p.subject),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            planned.iter().map(|p| &p.session),
+        )),
         Arc::new(StringArray::from_iter_values(
             planned.iter().map(|p| p.rec.header().format.clone()),
         )),
@@ -193,7 +206,9 @@ pub(crate) fn write_dataset(
                 .map(|p| p.start.map(|s| s.and_utc().timestamp_micros()))
                 .collect::<Vec<_>>(),
         )),
-        Arc::new(Float64Array::from_iter_values(planned.iter().map(|p| p.rec.duration()))),
+        Arc::new(Float64Array::from_iter_values(
+            planned.iter().map(|p| p.rec.duration()),
+        )),
         Arc::new(UInt32Array::from_iter_values(
             planned.iter().map(|p| p.rec.signals().len() as u32),
         )),
@@ -204,7 +219,10 @@ pub(crate) fn write_dataset(
             planned.iter().map(|p| p.rec.timeline().num_records()),
         )),
         Arc::new(StringArray::from(
-            planned.iter().map(|p| p.age_band.clone()).collect::<Vec<_>>(),
+            planned
+                .iter()
+                .map(|p| p.age_band.clone())
+                .collect::<Vec<_>>(),
         )),
         Arc::new(StringArray::from(
             planned
@@ -242,8 +260,12 @@ pub(crate) fn write_dataset(
         &r.0.rec.signals()[r.1]
     }
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|(p, _)| &p.pid))),
-        Arc::new(UInt32Array::from_iter_values(rows.iter().map(|(_, i)| *i as u32))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(p, _)| &p.pid),
+        )),
+        Arc::new(UInt32Array::from_iter_values(
+            rows.iter().map(|(_, i)| *i as u32),
+        )),
         Arc::new(StringArray::from_iter_values(
             rows.iter().map(|r| r.0.masker.mask(&sig(r).label)),
         )),
@@ -265,10 +287,18 @@ pub(crate) fn write_dataset(
         Arc::new(UInt32Array::from_iter_values(
             rows.iter().map(|r| sig(r).samples_per_record),
         )),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| sig(r).physical_min))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| sig(r).physical_max))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| sig(r).digital_min))),
-        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| sig(r).digital_max))),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| sig(r).physical_min),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| sig(r).physical_max),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            rows.iter().map(|r| sig(r).digital_min),
+        )),
+        Arc::new(Int32Array::from_iter_values(
+            rows.iter().map(|r| sig(r).digital_max),
+        )),
         Arc::new(StringArray::from_iter_values(
             rows.iter().map(|r| r.0.masker.mask(&sig(r).prefilter)),
         )),
@@ -292,8 +322,12 @@ pub(crate) fn write_dataset(
         .flat_map(|p| p.annotations.iter().map(move |a| (p, a)))
         .collect();
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|(p, _)| &p.pid))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, a)| a.onset))),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|(p, _)| &p.pid),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|(_, a)| a.onset),
+        )),
         Arc::new(Float64Array::from(
             rows.iter().map(|(_, a)| a.duration).collect::<Vec<_>>(),
         )),

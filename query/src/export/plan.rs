@@ -43,7 +43,9 @@ pub async fn select_cohort(
             .or_else(|_| schema.index_of("recording_id"))
             .unwrap_or(0);
         if batch.num_columns() == 0 {
-            return Err(ExportError::Cohort("the cohort query returns no column".into()));
+            return Err(ExportError::Cohort(
+                "the cohort query returns no column".into(),
+            ));
         }
         let ids = batch
             .column(col)
@@ -74,7 +76,10 @@ pub async fn select_cohort(
             "recording {stray} is not in the tenants' catalog"
         )));
     }
-    Ok(visible.into_iter().filter(|id| wanted.contains(id)).collect())
+    Ok(visible
+        .into_iter()
+        .filter(|id| wanted.contains(id))
+        .collect())
 }
 
 /// Everything a writer needs about one recording, already pseudonymised.
@@ -125,9 +130,8 @@ pub(crate) async fn plan(
     };
     let start = match spec.dates {
         DatePolicy::Remove => None,
-        DatePolicy::Shift => source_start.and_then(|s| {
-            s.checked_add_signed(TimeDelta::days(pseudo.date_offset_days(&key)))
-        }),
+        DatePolicy::Shift => source_start
+            .and_then(|s| s.checked_add_signed(TimeDelta::days(pseudo.date_offset_days(&key)))),
     };
     let mut tokens = patient.name_tokens();
     tokens.extend(recording_field.identifying_tokens());

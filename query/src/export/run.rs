@@ -149,7 +149,9 @@ pub(crate) async fn export(
     let catalog = Catalog::new(store.clone(), tenants).await?;
     let ids = select_cohort(&catalog, &spec.cohort).await?;
     if ids.is_empty() {
-        return Err(ExportError::Cohort("no recording matches the cohort".into()));
+        return Err(ExportError::Cohort(
+            "no recording matches the cohort".into(),
+        ));
     }
     prepare_out(spec)?;
 
@@ -232,7 +234,9 @@ pub(crate) async fn export(
                 shared.report();
             };
             let r = match spec.format {
-                ExportFormat::Bids => bids::write_recording(&spec.out, &p, &spec, &handle, &on_bytes),
+                ExportFormat::Bids => {
+                    bids::write_recording(&spec.out, &p, &spec, &handle, &on_bytes)
+                }
                 ExportFormat::Parquet => {
                     parquet_out::write_recording(&spec.out, &p, &handle, &on_bytes)
                 }

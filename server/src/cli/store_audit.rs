@@ -56,8 +56,8 @@ pub fn event_for(command: &Command) -> Option<AuditEvent> {
             e
         }
         Command::Export(a) => {
-            let mut e =
-                cli_event(AuditAction::ExportStart).resource(ResourceKind::Export, a.project.clone());
+            let mut e = cli_event(AuditAction::ExportStart)
+                .resource(ResourceKind::Export, a.project.clone());
             e.tenant_id = Some(a.tenant.join(","));
             e
         }
