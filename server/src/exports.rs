@@ -1062,4 +1062,72 @@ mod tests {
         assert_eq!(listed.len(), 3);
         assert_eq!(listed[0].to_json()["download"], Value::Null);
     }
+
+    async fn wait_for(jobs: &ExportJobs, id: &str, done: impl Fn(&Job) -> bool) -> Job {
+        for _ in 0..500 {
+            let j = jobs.get(id).await.unwrap().unwrap();
+            if done(&j) {
+                return j;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("job {id} did not reach the expected state");
+    }
+
+    #[tokio::test]
+    async fn queued_jobs_wait_for_a_slot_and_a_cancelled_one_never_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::for_kind(crate::config::ProfileKind::Dev, dir.path());
+        let db = Db::open_in_memory().unwrap();
+        // Jobs name an account; this test has none to name.
+        db.call_blocking(|c| c.pragma_update(None, "foreign_keys", "OFF"))
+            .unwrap();
+        let data = crate::data::open_store(&settings).await.unwrap();
+        let state = AppState::new(settings, db).unwrap().with_data(data);
+        let jobs = state.exports().clone();
+        let req = || JobRequest::new("true", ExportFormat::Parquet, "p");
+
+        // The only slot (max_concurrent = 1) is taken: new jobs stay queued.
+        let hold = Arc::clone(&jobs.inner.slots).acquire_owned().await.unwrap();
+        let a = jobs.start(&state, "t1", "acc", req()).await.unwrap();
+        let b = jobs.start(&state, "t1", "acc", req()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for id in [&a.id, &b.id] {
+            assert_eq!(jobs.get(id).await.unwrap().unwrap().state, JobState::Queued);
+        }
+        let c = jobs.cancel(&state, &b.id).await.unwrap();
+        assert!(c.cancel_requested);
+        let b_end = wait_for(&jobs, &b.id, |j| j.state == JobState::Cancelled).await;
+        assert_eq!((b_end.attempts, b_end.started_at), (0, None));
+        assert!(!jobs.output_dir(&b.id).exists());
+
+        // Each account has a bounded number of active jobs.
+        let more: Vec<_> = futures::future::join_all(
+            (0..MAX_ACTIVE_PER_ACCOUNT).map(|_| jobs.start(&state, "t1", "acc", req())),
+        )
+        .await;
+        let refused = more
+            .iter()
+            .filter(|r| matches!(r, Err(ApiError::Conflict { .. })))
+            .count();
+        assert_eq!(refused, 1, "a queued + {} more", MAX_ACTIVE_PER_ACCOUNT - 1);
+
+        // The slot frees: the queued jobs run, one at a time, and end.
+        drop(hold);
+        let a_end = wait_for(&jobs, &a.id, |j| !j.state.is_active()).await;
+        assert_eq!(a_end.attempts, 1);
+        assert!(a_end.started_at.is_some() && a_end.finished_at.is_some());
+        for r in more.into_iter().flatten() {
+            wait_for(&jobs, &r.id, |j| !j.state.is_active()).await;
+        }
+        // The cancelled job restarts (and runs this time).
+        let r = jobs.restart(&state, &b.id).await.unwrap();
+        assert_eq!(r.state, JobState::Queued);
+        let b2 = wait_for(&jobs, &b.id, |j| !j.state.is_active()).await;
+        assert_eq!(b2.attempts, 1);
+        assert!(matches!(
+            jobs.restart(&state, "nope").await,
+            Err(ApiError::NotFound { .. })
+        ));
+    }
 }
