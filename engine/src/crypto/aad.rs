@@ -23,6 +23,8 @@ pub enum ObjectKind {
     AnnotationEvent = 5,
     /// A data key wrapped by a key-encryption key.
     WrappedKey = 6,
+    /// The sealed body of a research project (secret and pseudonym mapping).
+    ProjectMapping = 7,
 }
 
 /// Everything the associated data binds, apart from the bytes of the object's own clear

@@ -811,6 +811,27 @@ pub(crate) fn format_plus_date(d: NaiveDate) -> String {
     d.format("%d-%b-%Y").to_string().to_ascii_uppercase()
 }
 
+impl PatientInfo {
+    /// Parses an EDF+ patient field (`code sex birthdate name [additional]`); `None` when it
+    /// does not follow EDF+ (plain EDF free text).
+    pub fn parse(field: &str) -> Option<Self> {
+        parse_patient(field)
+    }
+
+    /// Renders the EDF+ field (unknown sub-fields as `X`, spaces as `_`).
+    pub fn render(&self) -> String {
+        render_patient(self)
+    }
+}
+
+impl RecordingInfo {
+    /// Parses an EDF+ recording field (`Startdate dd-MMM-yyyy admincode technician equipment
+    /// [additional]`); `None` when it does not follow EDF+.
+    pub fn parse(field: &str) -> Option<Self> {
+        parse_recording(field)
+    }
+}
+
 fn subfield(s: &str) -> Option<String> {
     if s == "X" {
         None

@@ -25,6 +25,8 @@ pub struct RotateReport {
     pub shredded: Vec<RecordingId>,
     /// Recordings that could not be re-wrapped, with the reason.
     pub failed: Vec<(RecordingId, String)>,
+    /// Research projects whose key was re-wrapped.
+    pub projects_rewrapped: usize,
 }
 
 pub(crate) async fn rotate(store: &Arc<StoreInner>) -> Result<RotateReport> {
@@ -41,6 +43,7 @@ pub(crate) async fn rotate(store: &Arc<StoreInner>) -> Result<RotateReport> {
             Err(e) => report.failed.push((id, e.to_string())),
         }
     }
+    report.projects_rewrapped = super::projects::rotate(store, &kek).await?;
     Ok(report)
 }
 

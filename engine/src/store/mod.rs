@@ -66,6 +66,8 @@ mod lease;
 mod manifest;
 mod overview;
 mod pack;
+mod projects;
+mod records;
 mod recording;
 mod source;
 mod verify;
@@ -95,6 +97,8 @@ pub use keys::RotateReport;
 pub use layout::{ChunkLayout, PyramidGeometry, Segment, Timeline};
 pub use lease::CleanupReport;
 pub use overview::{MAX_WIDTH, Overview, OverviewRequest, OverviewSource};
+pub use projects::{MAX_PROJECT_NAME, ProjectMapping};
+pub use records::RecordBlock;
 pub use recording::{Recording, RecordingInfo, RecordingStatus};
 pub use source::{Annotation, MemorySource, SampleSource, SignalInfo, SourceHeader};
 /// Sample width of a signal (re-exported from `theta-codecs`).
@@ -385,6 +389,37 @@ impl Store {
     /// [`StoreError::UnknownRecording`], object store failures.
     pub async fn shred(&self, id: RecordingId) -> Result<()> {
         keys::shred(&self.inner, id).await
+    }
+
+    /// The secret of a research project (256 bits, created at random on first use and kept
+    /// sealed in the store): the key of the project's pseudonyms.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidArgument`] for an empty or overlong name; keyring and object store
+    /// failures; [`StoreError::Corrupt`] when the project object does not authenticate.
+    pub async fn project_secret(&self, project: &str) -> Result<zeroize::Zeroizing<[u8; 32]>> {
+        projects::secret(&self.inner, project).await
+    }
+
+    /// The sealed pseudonym mapping of a project (for the data controller; never exported).
+    ///
+    /// # Errors
+    /// As [`Store::project_secret`].
+    pub async fn project_mapping(&self, project: &str) -> Result<Option<ProjectMapping>> {
+        projects::mapping(&self.inner, project).await
+    }
+
+    /// Records pseudonym → source entries (subjects, recordings) in a project's sealed mapping.
+    ///
+    /// # Errors
+    /// As [`Store::project_secret`]; [`StoreError::InvalidArgument`] for an unknown project.
+    pub async fn record_project_mapping(
+        &self,
+        project: &str,
+        subjects: &[(String, String)],
+        recordings: &[(String, String)],
+    ) -> Result<()> {
+        projects::record(&self.inner, project, subjects, recordings).await
     }
 
     /// Removes leftovers of ingests that died (stale lease), keeping live ones.
