@@ -118,6 +118,30 @@ pub struct Settings {
     /// Where recordings are stored (object store location and region rules).
     #[serde(default)]
     pub store: StoreSettings,
+    /// Research export jobs run by the service.
+    #[serde(default)]
+    pub exports: ExportSettings,
+}
+
+/// Research export jobs (`POST /api/tenants/{tenant_id}/exports`): output under
+/// `<data_dir>/exports/<job id>/`.
+///
+/// ```toml
+/// [profiles.prod.exports]
+/// max_concurrent = 1        # jobs exporting at once; further jobs wait queued
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportSettings {
+    /// Jobs exporting at once (default 1: an export already uses every core). Further jobs
+    /// wait in the `queued` state.
+    pub max_concurrent: usize,
+}
+
+impl Default for ExportSettings {
+    fn default() -> Self {
+        Self { max_concurrent: 1 }
+    }
 }
 
 /// The audit trail: where the hash-chained log and its signing key live, retention, checkpoints.
@@ -554,6 +578,7 @@ impl Settings {
             incidents: IncidentSettings::default(),
             metrics: MetricsSettings::default(),
             store: StoreSettings::default(),
+            exports: ExportSettings::default(),
         }
     }
 
@@ -744,6 +769,12 @@ impl Settings {
             return Err(Error::config(
                 here(),
                 "accounts.password_max_age_days must be 1..=365 (the plan requires yearly renewal)",
+            ));
+        }
+        if self.exports.max_concurrent == 0 {
+            return Err(Error::config(
+                here(),
+                "exports.max_concurrent must be at least 1",
             ));
         }
         if self.http.body_limit_bytes == 0 || self.http.max_concurrent_requests == 0 {

@@ -378,6 +378,12 @@ impl Ctx {
         self.state.audit(e);
     }
 
+    /// Records an event built from [`Ctx::event`] (one naming a resource that
+    /// [`Resource`] has no variant for, such as an export job).
+    pub fn audit_event(&self, e: AuditEvent) {
+        self.state.audit(e);
+    }
+
     /// Records a refusal (`access.denied`) of this caller on `resource`.
     pub fn audit_denied(&self, resource: &Resource, reason: Reason) {
         self.audit(

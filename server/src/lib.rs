@@ -22,6 +22,7 @@ pub mod config;
 pub mod data;
 pub mod db;
 pub mod error;
+pub mod exports;
 pub mod extract;
 pub mod http_client;
 pub mod incidents;

@@ -9,6 +9,7 @@ use crate::config::{IpNet, Settings};
 use crate::data::DataStore;
 use crate::db::Db;
 use crate::error::Result;
+use crate::exports::ExportJobs;
 use crate::incidents::Incidents;
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
@@ -30,6 +31,7 @@ pub struct AppState {
     limits: Arc<RateLimits>,
     incidents: Arc<Incidents>,
     data: Option<DataStore>,
+    exports: ExportJobs,
 }
 
 impl AppState {
@@ -45,6 +47,7 @@ impl AppState {
         let secrets = SecretKey::for_settings(&settings)?;
         let metrics = Arc::new(Metrics::new());
         let incidents = Incidents::new(&settings, db.clone(), Arc::clone(&metrics))?;
+        let exports = ExportJobs::open(&settings, db.clone())?;
         let limits = RateLimits::new(
             settings.http.rate_per_address,
             settings.http.rate_per_account,
@@ -78,6 +81,7 @@ impl AppState {
             limits: Arc::new(limits),
             incidents: Arc::new(incidents),
             data: None,
+            exports,
         })
     }
 
@@ -112,6 +116,11 @@ impl AppState {
     /// The recording store, when attached.
     pub fn data(&self) -> Option<&DataStore> {
         self.data.as_ref()
+    }
+
+    /// The research export jobs.
+    pub fn exports(&self) -> &ExportJobs {
+        &self.exports
     }
 
     /// Settings of the running profile.

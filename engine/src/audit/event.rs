@@ -157,6 +157,12 @@ coded_enum! {
         TenantRead => "tenant.read",
         /// The incident register was read.
         IncidentRead => "incident.read",
+        /// A research export job's state, progress or list was read (ids and counters only).
+        ExportRead => "export.read",
+        /// A research export job was cancelled.
+        ExportCancel => "export.cancel",
+        /// An interrupted, failed or cancelled research export job was restarted (it resumes).
+        ExportRestart => "export.restart",
     }
 }
 

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "incidents",
         include_str!("migrations/0002_incidents.sql"),
     ),
+    (3, "exports", include_str!("migrations/0003_exports.sql")),
 ];
 
 /// A handle to the database; cheap to clone.

@@ -165,13 +165,14 @@ async fn run_audited(
 }
 
 /// Ids in the path go to the event: `{tenant}`, `{recording}`, and `{id}` after `accounts`,
-/// `grants`, `incidents`, `annotations`.
+/// `grants`, `incidents`, `annotations`; `{job_id}` (an export job).
 fn fill_from_params(e: &mut crate::audit::AuditEvent, route: &str, params: &[(String, String)]) {
     for (k, v) in params {
         match k.as_str() {
             "tenant" | "tenant_id" => e.tenant_id = Some(v.clone()),
             "recording" | "recording_id" => e.recording_id = Some(v.clone()),
             "aid" => e.resource = Some((ResourceKind::Annotation, v.clone())),
+            "job_id" => e.resource = Some((ResourceKind::Export, v.clone())),
             "id" if route.starts_with("/api/recordings/") => e.recording_id = Some(v.clone()),
             "id" => {
                 let kind = route

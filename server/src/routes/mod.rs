@@ -11,6 +11,7 @@
 pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod exports;
 pub(crate) mod health;
 pub(crate) mod incidents;
 pub(crate) mod middleware;
@@ -81,6 +82,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/incidents/{id}"),
     ("PATCH", "/api/incidents/{id}"),
     ("GET", "/metrics"),
+    ("POST", "/api/tenants/{tenant_id}/exports"),
+    ("GET", "/api/tenants/{tenant_id}/exports"),
+    ("GET", "/api/tenants/{tenant_id}/exports/{job_id}"),
+    ("DELETE", "/api/tenants/{tenant_id}/exports/{job_id}"),
+    ("POST", "/api/tenants/{tenant_id}/exports/{job_id}/restart"),
+    ("GET", "/api/tenants/{tenant_id}/exports/{job_id}/download"),
 ];
 
 /// How every route is audited: one row per route of [`ROUTES`] (a test keeps them in step).
@@ -307,6 +314,36 @@ pub const AUDIT_TABLE: &[(&str, &str, Audited)] = &[
         "/api/recordings/{id}/annotations/{aid}",
         Audited::Act(AuditAction::AnnotationDelete),
     ),
+    (
+        "POST",
+        "/api/tenants/{tenant_id}/exports",
+        Audited::Act(AuditAction::ExportStart),
+    ),
+    (
+        "GET",
+        "/api/tenants/{tenant_id}/exports",
+        Audited::Read(AuditAction::ExportRead),
+    ),
+    (
+        "GET",
+        "/api/tenants/{tenant_id}/exports/{job_id}",
+        Audited::Read(AuditAction::ExportRead),
+    ),
+    (
+        "DELETE",
+        "/api/tenants/{tenant_id}/exports/{job_id}",
+        Audited::Act(AuditAction::ExportCancel),
+    ),
+    (
+        "POST",
+        "/api/tenants/{tenant_id}/exports/{job_id}/restart",
+        Audited::Act(AuditAction::ExportRestart),
+    ),
+    (
+        "GET",
+        "/api/tenants/{tenant_id}/exports/{job_id}/download",
+        Audited::Act(AuditAction::ExportDownload),
+    ),
 ];
 
 /// The audit declaration of a route, if it is in the table.
@@ -381,6 +418,22 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/recordings/{id}/annotations/{aid}",
             patch(recordings::edit_annotation).delete(recordings::delete_annotation),
+        )
+        .route(
+            "/api/tenants/{tenant_id}/exports",
+            get(exports::list).post(exports::start),
+        )
+        .route(
+            "/api/tenants/{tenant_id}/exports/{job_id}",
+            get(exports::show).delete(exports::cancel),
+        )
+        .route(
+            "/api/tenants/{tenant_id}/exports/{job_id}/restart",
+            post(exports::restart),
+        )
+        .route(
+            "/api/tenants/{tenant_id}/exports/{job_id}/download",
+            get(exports::download),
         )
         .route("/api/accounts/{id}/unlock", post(admin::unlock_account))
         .route("/api/audit/export", get(audit::export))

@@ -10,6 +10,7 @@ mod cli_sql;
 mod cli_store;
 mod cli_view;
 mod e2e;
+mod exports;
 mod inspect;
 mod matrix;
 mod oidc;

@@ -278,6 +278,56 @@ const ENDPOINTS: &[Endpoint] = &[
         ok: StatusCode::NOT_FOUND,
         allowed: ["NNN", "NNN", "YNN", "NNN", "NNN"],
     },
+    // Research exports: researchers of the tenant only. The job ids do not exist (authorised
+    // callers get 404); the start really queues an export of the tenant's recordings.
+    Endpoint {
+        method: Method::POST,
+        path: "/api/tenants/{tenant}/exports",
+        body: Some(r#"{"cohort":"duration_s > 0","format":"parquet","project":"matrix{u}"}"#),
+        scopes: TEN,
+        ok: StatusCode::ACCEPTED,
+        allowed: ["NN", "NN", "NN", "YN", "NN"],
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/tenants/{tenant}/exports",
+        body: None,
+        scopes: TEN,
+        ok: StatusCode::OK,
+        allowed: ["NN", "NN", "NN", "YN", "NN"],
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/tenants/{tenant}/exports/no-such-job",
+        body: None,
+        scopes: TEN,
+        ok: StatusCode::NOT_FOUND,
+        allowed: ["NN", "NN", "NN", "YN", "NN"],
+    },
+    Endpoint {
+        method: Method::DELETE,
+        path: "/api/tenants/{tenant}/exports/no-such-job",
+        body: None,
+        scopes: TEN,
+        ok: StatusCode::NOT_FOUND,
+        allowed: ["NN", "NN", "NN", "YN", "NN"],
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/tenants/{tenant}/exports/no-such-job/restart",
+        body: None,
+        scopes: TEN,
+        ok: StatusCode::NOT_FOUND,
+        allowed: ["NN", "NN", "NN", "YN", "NN"],
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/tenants/{tenant}/exports/no-such-job/download",
+        body: None,
+        scopes: TEN,
+        ok: StatusCode::NOT_FOUND,
+        allowed: ["NN", "NN", "NN", "YN", "NN"],
+    },
 ];
 
 const TEN: &[Scope] = &[Scope::OwnTenant, Scope::OtherTenant];
