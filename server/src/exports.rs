@@ -1097,7 +1097,10 @@ mod tests {
             assert_eq!(jobs.get(id).await.unwrap().unwrap().state, JobState::Queued);
         }
         let c = jobs.cancel(&state, &b.id).await.unwrap();
-        assert!(c.cancel_requested || c.state == JobState::Cancelled, "{c:?}");
+        assert!(
+            c.cancel_requested || c.state == JobState::Cancelled,
+            "{c:?}"
+        );
         let b_end = wait_for(&jobs, &b.id, |j| j.state == JobState::Cancelled).await;
         assert_eq!((b_end.attempts, b_end.started_at), (0, None));
         assert!(!jobs.output_dir(&b.id).exists());
