@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod codecs;
 pub mod edf_samples;
+pub mod export;
 pub mod page;
 pub mod peers;
 pub mod read;

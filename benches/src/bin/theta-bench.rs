@@ -34,11 +34,14 @@ enum Bench {
     Page(theta_bench::page::PageArgs),
     /// The window endpoint serving the standard page over HTTPS with 1, 16 and 200 clients.
     Service(theta_bench::service::ServiceArgs),
+    /// Research export throughput (BIDS-EEG and Parquet) for a cohort of generated recordings.
+    Export(theta_bench::export::ExportArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Bench::Codecs(args) => theta_bench::codecs::run(&args),
+        Bench::Export(args) => theta_bench::export::run(&args),
         Bench::Read(args) => theta_bench::read::run(&args),
         Bench::Audit(args) => theta_bench::audit::run(&args),
         Bench::ServiceAudit(args) => theta_bench::service_audit::run(&args),
