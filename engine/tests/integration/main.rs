@@ -10,5 +10,6 @@ mod store_crypto;
 mod store_keys;
 mod store_lease;
 mod store_overview;
+mod store_projects;
 mod store_real;
 mod store_window;
