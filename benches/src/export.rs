@@ -143,7 +143,10 @@ async fn run_async(args: &ExportArgs) -> Result<ExportReport> {
             n_channels: args.channels,
             sample_rate: args.rate,
             duration: args.minutes * 60.0,
-            patient: format!("MRN-{:06} F 02-JAN-1970 Patient_{subject}", 100_000 + subject),
+            patient: format!(
+                "MRN-{:06} F 02-JAN-1970 Patient_{subject}",
+                100_000 + subject
+            ),
             recording: format!("ADM-{i:04} Tech_Name EEG-32"),
             start: SynthStart {
                 year: 2024,
@@ -181,7 +184,10 @@ async fn run_async(args: &ExportArgs) -> Result<ExportReport> {
         raw_bytes += store.recording(id).await?.raw_bytes();
     }
     let mut formats = Vec::new();
-    for (format, name) in [(ExportFormat::Bids, "bids"), (ExportFormat::Parquet, "parquet")] {
+    for (format, name) in [
+        (ExportFormat::Bids, "bids"),
+        (ExportFormat::Parquet, "parquet"),
+    ] {
         let mut times = Vec::new();
         let mut last = None;
         for run in 0..args.runs {

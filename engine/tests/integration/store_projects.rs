@@ -85,7 +85,11 @@ async fn project_secrets_are_sealed_stable_and_rotated() {
         *a
     );
     assert_eq!(
-        store.project_mapping("Epilepsy cohort 2026").await.unwrap().unwrap(),
+        store
+            .project_mapping("Epilepsy cohort 2026")
+            .await
+            .unwrap()
+            .unwrap(),
         m
     );
 

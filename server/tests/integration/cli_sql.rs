@@ -1,28 +1,8 @@
 //! `theta sql` end to end: a temporary encrypted store with real recordings of two tenants,
 //! queried through the binary in the three output formats; scoping by `--tenant`.
 
-use std::process::{Command, Output};
-
+use crate::support::{ok, theta};
 use serde_json::Value;
-
-fn theta(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_theta"))
-        .args(args)
-        .env_remove("THETA_KEK")
-        .output()
-        .expect("run theta")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn sql_formats_and_tenant_scope() {

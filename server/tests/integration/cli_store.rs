@@ -4,30 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use crate::support::{ok, theta};
 use serde_json::Value;
 use theta_engine::crypto::LocalKeyring;
 use theta_engine::store::{
     Annotation, IngestOptions, MemorySource, SignalInfo, SourceHeader, Store, StoreOptions,
 };
-
-fn theta(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_theta"))
-        .args(args)
-        .env_remove("THETA_KEK")
-        .output()
-        .expect("run theta")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn code(out: &Output) -> i32 {
     out.status.code().expect("exit code")

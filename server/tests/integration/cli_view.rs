@@ -7,32 +7,14 @@
 //! `sosfiltfilt` / `sosfilt` over the whole channel, cropped to the page.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
+use crate::support::{ok, theta};
 use serde_json::Value;
 use theta_query::dsp::{
     FiltFiltPad, FilterSpec, Welch, minmax_columns, sosfilt, sosfilt_zi, sosfiltfilt,
 };
 use theta_query::montage::DOUBLE_BANANA;
-
-fn theta(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_theta"))
-        .args(args)
-        .env_remove("THETA_KEK")
-        .output()
-        .expect("run theta")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn json(out: &Output) -> Value {
     serde_json::from_str(&ok(out)).expect("JSON on stdout")

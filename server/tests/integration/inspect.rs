@@ -1,15 +1,7 @@
 //! `theta inspect`, run as the real binary on real files.
 
-use std::process::{Command, Output};
-
+use crate::support::theta;
 use serde_json::Value;
-
-fn theta(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_theta"))
-        .args(args)
-        .output()
-        .expect("the theta binary runs")
-}
 
 fn eeg(name: &str) -> String {
     theta_fixtures::shared_eeg_dir()

@@ -6,6 +6,7 @@ mod support;
 
 mod api;
 mod audit_trail;
+mod cli_export;
 mod cli_sql;
 mod cli_store;
 mod cli_view;

@@ -21,17 +21,7 @@ fn upload_req(tenant: &str, token: &str, body: Vec<u8>) -> Request<Body> {
 }
 
 fn theta(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_theta"))
-        .args(args)
-        .env_remove("THETA_KEK")
-        .output()
-        .expect("run theta");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    crate::support::ok(&crate::support::theta(args))
 }
 
 fn grant(app: &TestApp, user: &User, tenant: &str, recording: &str) {
@@ -500,7 +490,7 @@ async fn a_corrupted_chunk_is_a_500_and_a_p1_integrity_incident() {
     let id = v["recording_id"].as_str().unwrap().to_owned();
     // Flip one byte in the middle of every data object of the store.
     let mut flipped = 0;
-    for entry in walk(&app.dir.path().join("store")) {
+    for entry in crate::support::walk(&app.dir.path().join("store")) {
         if entry.components().any(|c| c.as_os_str() == "data") {
             let mut b = std::fs::read(&entry).unwrap();
             let i = b.len() / 2;
@@ -535,17 +525,4 @@ async fn a_corrupted_chunk_is_a_500_and_a_p1_integrity_incident() {
         inc.deadline_at - inc.detected_at,
         chrono::Duration::hours(12)
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -360,3 +360,38 @@ pub(crate) fn cookie_req(
         None => b.body(Body::empty()).unwrap(),
     }
 }
+
+/// Runs the `theta` binary (without `THETA_KEK` from the caller's environment).
+pub(crate) fn theta(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_theta"))
+        .args(args)
+        .env_remove("THETA_KEK")
+        .output()
+        .expect("run theta")
+}
+
+/// Asserts a `theta` run succeeded and returns its stdout.
+pub(crate) fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every file under `dir`, recursively.
+pub(crate) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -1,0 +1,87 @@
+//! `theta export` end to end through the binary on real recordings: BIDS then Parquet, the JSON
+//! report, resume by re-running, refusal of other settings in the same folder, bad cohorts.
+
+use serde_json::Value;
+
+use crate::support::{ok, theta};
+
+#[test]
+fn export_real_recordings_resume_and_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("eeg");
+    let s = store.to_str().unwrap().to_string();
+    ok(&theta(&["init", "--store", &s, "--env", "test"]));
+    for file in ["00009578_s006_t001.edf", "Newtest17-256.bdf"] {
+        let path = theta_fixtures::shared_eeg_dir().join(file);
+        ok(&theta(&[
+            "ingest",
+            "--store",
+            &s,
+            "--tenant",
+            "hospital-a",
+            path.to_str().unwrap(),
+        ]));
+    }
+    let out = dir.path().join("bids");
+    let o = out.to_str().unwrap().to_string();
+    let export = |o: &str, project: &str, format: &str, cohort: &str| {
+        theta(&[
+            "export",
+            "--store",
+            &s,
+            "--tenant",
+            "hospital-a",
+            "--cohort",
+            cohort,
+            "--format",
+            format,
+            "--out",
+            o,
+            "--project",
+            project,
+        ])
+    };
+    let report: Value = serde_json::from_str(&ok(&export(&o, "study-1", "bids", "true"))).unwrap();
+    assert_eq!(report["recordings"], 2, "{report}");
+    assert_eq!(report["resumed"], 0);
+    assert!(report["raw_mb_per_s"].as_f64().unwrap() > 0.0);
+    assert!(out.join("dataset_description.json").is_file());
+    let bdf = crate::support::walk(&out)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with("_eeg.bdf"))
+        .count();
+    assert_eq!(bdf, 1, "the 24-bit source is exported as BDF");
+
+    // The same command again resumes: nothing rewritten.
+    let again: Value = serde_json::from_str(&ok(&export(&o, "study-1", "bids", "true"))).unwrap();
+    assert_eq!(again["resumed"], 2, "{again}");
+
+    // Other settings into the same folder, and bad cohorts, are bad input (exit 2).
+    for (project, format, cohort, want) in [
+        ("study-2", "bids", "true", "project differs"),
+        ("study-1", "bids", "nonsense_column = 1", "nonsense_column"),
+    ] {
+        let r = export(&o, project, format, cohort);
+        assert_eq!(
+            r.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(err.contains(want), "{err}");
+    }
+
+    // Parquet with a query as cohort.
+    let pq = dir.path().join("pq");
+    let report: Value = serde_json::from_str(&ok(&export(
+        pq.to_str().unwrap(),
+        "study-1",
+        "parquet",
+        "SELECT id FROM recordings WHERE format LIKE 'BDF%'",
+    )))
+    .unwrap();
+    assert_eq!(report["recordings"], 1, "{report}");
+    assert!(pq.join("recordings.parquet").is_file());
+    assert_eq!(crate::support::walk(&pq.join("samples")).len(), 1);
+}
