@@ -7,6 +7,8 @@ use arrow::array::{ArrayRef, Float64Array, Int32Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
+use serde::Serialize;
+use serde::ser::{SerializeMap, SerializeSeq};
 use serde_json::{Value, json};
 use theta_engine::store::{Overview, OverviewSource, Recording, SampleData, Units, Window};
 use theta_query::view::{PsdView, View, ViewData};
@@ -78,51 +80,129 @@ pub fn recording_json(rec: &Recording) -> Value {
     })
 }
 
-/// A window as JSON: one block per sample rate, each with channels, runs and rows of samples.
-pub fn window_json(rec: &Recording, w: &Window, units: Units) -> Value {
-    let blocks: Vec<_> = w
-        .blocks
-        .iter()
-        .map(|b| {
-            let channels: Vec<_> = b
-                .channels
-                .iter()
-                .map(|&c| {
-                    let s = &rec.signals()[c];
-                    json!({
-                        "index": c,
-                        "label": label(rec, c),
-                        "unit": if units == Units::Physical { s.physical_dimension.trim() } else { "digital" },
+/// A raw window, serialised straight from the sample arrays (no intermediate JSON tree: a
+/// page is tens of thousands of numbers).
+pub fn window_json<'a>(rec: &'a Recording, w: &'a Window, units: Units) -> impl Serialize + 'a {
+    WindowJson { rec, w, units }
+}
+
+struct WindowJson<'a> {
+    rec: &'a Recording,
+    w: &'a Window,
+    units: Units,
+}
+
+#[derive(Serialize)]
+struct ChannelJson<'a> {
+    index: usize,
+    label: String,
+    unit: &'a str,
+}
+
+#[derive(Serialize)]
+struct RunJson {
+    column: usize,
+    time: f64,
+}
+
+#[derive(Serialize)]
+struct BlockJson<'a> {
+    sample_rate: f64,
+    samples_per_record: u32,
+    first_sample: u64,
+    samples: usize,
+    channels: Vec<ChannelJson<'a>>,
+    runs: Vec<RunJson>,
+    data: Rows<'a>,
+}
+
+/// The rows of a 2-D array as JSON arrays of numbers (non-finite values as `null`).
+enum Rows<'a> {
+    Digital(&'a ndarray::Array2<i32>),
+    Physical(&'a ndarray::Array2<f64>),
+}
+
+struct Row<'a, T>(ndarray::ArrayView1<'a, T>);
+
+impl Serialize for Row<'_, f64> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for &x in &self.0 {
+            if x.is_finite() {
+                seq.serialize_element(&x)?;
+            } else {
+                seq.serialize_element(&())?;
+            }
+        }
+        seq.end()
+    }
+}
+
+impl Serialize for Row<'_, i32> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for x in &self.0 {
+            seq.serialize_element(x)?;
+        }
+        seq.end()
+    }
+}
+
+impl Serialize for Rows<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Rows::Digital(a) => s.collect_seq(a.rows().into_iter().map(Row)),
+            Rows::Physical(a) => s.collect_seq(a.rows().into_iter().map(Row)),
+        }
+    }
+}
+
+impl Serialize for WindowJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (rec, w, units) = (self.rec, self.w, self.units);
+        let blocks: Vec<BlockJson<'_>> = w
+            .blocks
+            .iter()
+            .map(|b| BlockJson {
+                sample_rate: b.sample_rate,
+                samples_per_record: b.samples_per_record,
+                first_sample: b.first_sample,
+                samples: b.len(),
+                channels: b
+                    .channels
+                    .iter()
+                    .map(|&c| ChannelJson {
+                        index: c,
+                        label: label(rec, c),
+                        unit: if units == Units::Physical {
+                            rec.signals()[c].physical_dimension.trim()
+                        } else {
+                            "digital"
+                        },
                     })
-                })
-                .collect();
-            let runs: Vec<_> = b
-                .runs
-                .iter()
-                .map(|r| json!({"column": r.column, "time": r.time}))
-                .collect();
-            let data: Vec<Value> = match &b.data {
-                SampleData::Digital(a) => a.rows().into_iter().map(|r| json!(r.to_vec())).collect(),
-                SampleData::Physical(a) => a.rows().into_iter().map(|r| json!(r.to_vec())).collect(),
-            };
-            json!({
-                "sample_rate": b.sample_rate,
-                "samples_per_record": b.samples_per_record,
-                "first_sample": b.first_sample,
-                "samples": b.len(),
-                "channels": channels,
-                "runs": runs,
-                "data": data,
+                    .collect(),
+                runs: b
+                    .runs
+                    .iter()
+                    .map(|r| RunJson {
+                        column: r.column,
+                        time: r.time,
+                    })
+                    .collect(),
+                data: match &b.data {
+                    SampleData::Digital(a) => Rows::Digital(a),
+                    SampleData::Physical(a) => Rows::Physical(a),
+                },
             })
-        })
-        .collect();
-    json!({
-        "recording": w.recording.to_string(),
-        "start": w.start,
-        "duration": w.duration,
-        "units": units_name(units),
-        "blocks": blocks,
-    })
+            .collect();
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("recording", &w.recording.to_string())?;
+        m.serialize_entry("start", &w.start)?;
+        m.serialize_entry("duration", &w.duration)?;
+        m.serialize_entry("units", units_name(units))?;
+        m.serialize_entry("blocks", &blocks)?;
+        m.end()
+    }
 }
 
 /// A window as an Arrow IPC stream: a `time` column (seconds from the recording start) and
@@ -202,42 +282,75 @@ pub fn overview_json(rec: &Recording, ov: &Overview, units: Units) -> Value {
     })
 }
 
-/// The JSON form of a processed page (montage, filters, min/max).
-pub fn view_json(v: &View) -> Value {
-    let rows: Vec<Value> = match &v.data {
-        ViewData::Samples(a) => v
-            .labels
-            .iter()
-            .zip(a.rows())
-            .map(|(l, r)| json!({"label": l, "data": r.to_vec()}))
-            .collect(),
-        ViewData::MinMax { min, max } => v
-            .labels
-            .iter()
-            .zip(min.rows().into_iter().zip(max.rows()))
-            .map(|(l, (lo, hi))| {
-                json!({
-                    "label": l,
-                    "min": lo.iter().map(|&x| finite_or_null(x)).collect::<Vec<_>>(),
-                    "max": hi.iter().map(|&x| finite_or_null(x)).collect::<Vec<_>>(),
+/// The JSON form of a processed page (montage, filters, min/max), serialised straight from
+/// the arrays.
+pub fn view_json(v: &View) -> impl Serialize + '_ {
+    ViewJson(v)
+}
+
+struct ViewJson<'a>(&'a View);
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ViewRow<'a> {
+    Samples {
+        label: &'a str,
+        data: Row<'a, f64>,
+    },
+    MinMax {
+        label: &'a str,
+        min: Row<'a, f64>,
+        max: Row<'a, f64>,
+    },
+}
+
+impl Serialize for ViewJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        let rows: Vec<ViewRow<'_>> = match &v.data {
+            ViewData::Samples(a) => v
+                .labels
+                .iter()
+                .zip(a.rows())
+                .map(|(l, r)| ViewRow::Samples {
+                    label: l,
+                    data: Row(r),
                 })
-            })
-            .collect(),
-    };
-    json!({
-        "recording": v.recording.to_string(),
-        "montage": v.montage,
-        "sample_rate": v.sample_rate,
-        "start": v.start,
-        "first_sample": v.first_sample,
-        "samples": v.samples,
-        "unit": v.unit,
-        "kind": if matches!(v.data, ViewData::Samples(_)) { "samples" } else { "minmax" },
-        "padding": [v.padding.0, v.padding.1],
-        "channels": v.channels,
-        "rows": rows,
-        "warnings": v.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
-    })
+                .collect(),
+            ViewData::MinMax { min, max } => v
+                .labels
+                .iter()
+                .zip(min.rows().into_iter().zip(max.rows()))
+                .map(|(l, (lo, hi))| ViewRow::MinMax {
+                    label: l,
+                    min: Row(lo),
+                    max: Row(hi),
+                })
+                .collect(),
+        };
+        let mut m = s.serialize_map(Some(12))?;
+        m.serialize_entry("recording", &v.recording.to_string())?;
+        m.serialize_entry("montage", &v.montage)?;
+        m.serialize_entry("sample_rate", &v.sample_rate)?;
+        m.serialize_entry("start", &v.start)?;
+        m.serialize_entry("first_sample", &v.first_sample)?;
+        m.serialize_entry("samples", &v.samples)?;
+        m.serialize_entry("unit", &v.unit)?;
+        m.serialize_entry(
+            "kind",
+            if matches!(v.data, ViewData::Samples(_)) {
+                "samples"
+            } else {
+                "minmax"
+            },
+        )?;
+        m.serialize_entry("padding", &[v.padding.0, v.padding.1])?;
+        m.serialize_entry("channels", &v.channels)?;
+        m.serialize_entry("rows", &rows)?;
+        let warnings: Vec<String> = v.warnings.iter().map(ToString::to_string).collect();
+        m.serialize_entry("warnings", &warnings)?;
+        m.end()
+    }
 }
 
 /// The JSON form of spectra.

@@ -493,7 +493,7 @@ pub(crate) async fn window(
             let bytes = blocking(move || render::view_arrow(&v)).await?;
             Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], bytes).into_response())
         } else {
-            json_response(move || render::view_json(&v)).await
+            json_response(move || serde_json::to_vec(&render::view_json(&v))).await
         };
     }
     let units = units(q.units.as_deref(), Units::Physical)?;
@@ -508,16 +508,17 @@ pub(crate) async fn window(
         let bytes = blocking(move || render::window_arrow(&rec, &w)).await?;
         Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], bytes).into_response())
     } else {
-        json_response(move || render::window_json(&rec, &w, units)).await
+        json_response(move || serde_json::to_vec(&render::window_json(&rec, &w, units))).await
     }
 }
 
 /// Serialises a (possibly large) JSON answer off the async workers.
-async fn json_response(f: impl FnOnce() -> Value + Send + 'static) -> Result<Response, ApiError> {
-    let body = blocking(move || {
-        serde_json::to_vec(&f()).map_err(|e| ApiError::Internal(Error::Store(e.to_string())))
-    })
-    .await?;
+/// Serialises on a blocking thread (a page is tens of thousands of numbers).
+async fn json_response(
+    f: impl FnOnce() -> serde_json::Result<Vec<u8>> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let body = blocking(move || f().map_err(|e| ApiError::Internal(Error::Store(e.to_string()))))
+        .await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -545,7 +546,7 @@ pub(crate) async fn psd(
     let p = theta_query::view::psd(&rec, q.start, q.duration, &sel, q.nperseg)
         .await
         .map_err(|e| read_failure(&state, &rec, e))?;
-    json_response(move || render::psd_json(&p)).await
+    json_response(move || serde_json::to_vec(&render::psd_json(&p))).await
 }
 
 /// Query of `GET /api/recordings/{id}/overview`.
