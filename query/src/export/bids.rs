@@ -11,7 +11,7 @@ use theta_engine::edf::{ChannelType, EdfWriterBuilder, Format, SignalHeader, cha
 use theta_engine::store::{Annotation, SampleWidth};
 use tokio::runtime::Handle;
 
-use super::io::{io_err, write_atomic};
+use super::io::{fresh_partial_dir, io_err, write_atomic};
 use super::plan::Planned;
 use super::pseudo::{anonymised_patient_field, anonymised_recording_field};
 use super::{ExportError, ExportSpec};
@@ -52,13 +52,7 @@ pub(crate) fn write_recording(
     on_bytes: &dyn Fn(u64),
 ) -> Result<(), ExportError> {
     let final_dir = recording_dir(out, p);
-    let parent = final_dir.parent().expect("eeg/ has a parent");
-    fs::create_dir_all(parent).map_err(io_err(parent))?;
-    let tmp = parent.join(format!(".eeg.partial-{}", p.pid));
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
-    }
-    fs::create_dir(&tmp).map_err(io_err(&tmp))?;
+    let tmp = fresh_partial_dir(&final_dir)?;
 
     let stem = stem(p, spec);
     let bdf = is_bdf(p);

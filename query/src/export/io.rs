@@ -57,3 +57,16 @@ pub(crate) fn tally(dir: &Path) -> Result<(usize, u64), ExportError> {
     }
     Ok((files, bytes))
 }
+
+/// Creates the hidden temporary folder a recording's files are written into before it is
+/// renamed to `final_dir` (removing what an interrupted run left there).
+pub(crate) fn fresh_partial_dir(final_dir: &Path) -> Result<PathBuf, ExportError> {
+    let parent = final_dir.parent().expect("an output folder has a parent");
+    fs::create_dir_all(parent).map_err(io_err(parent))?;
+    let tmp = partial_name(final_dir);
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
+    }
+    fs::create_dir(&tmp).map_err(io_err(&tmp))?;
+    Ok(tmp)
+}

@@ -27,7 +27,7 @@ use parquet::file::properties::WriterProperties;
 use theta_engine::edf::{channel_type, normalize_label};
 use tokio::runtime::Handle;
 
-use super::io::{io_err, partial_name};
+use super::io::{fresh_partial_dir, io_err, partial_name};
 use super::plan::Planned;
 use super::{ExportError, TextPolicy};
 
@@ -92,13 +92,7 @@ pub(crate) fn write_recording(
     on_bytes: &dyn Fn(u64),
 ) -> Result<(), ExportError> {
     let final_dir = partition_dir(out, p);
-    let parent = final_dir.parent().expect("partition has a parent");
-    fs::create_dir_all(parent).map_err(io_err(parent))?;
-    let tmp = partial_name(&final_dir);
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
-    }
-    fs::create_dir(&tmp).map_err(io_err(&tmp))?;
+    let tmp = fresh_partial_dir(&final_dir)?;
     let path = tmp.join("part-00000.parquet");
     let file = fs::File::create(&path).map_err(io_err(&path))?;
     let schema = samples_schema();

@@ -149,14 +149,7 @@ pub(crate) async fn cancel(
     ctx: Ctx,
     Path((tenant_id, job_id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    ctx.authorize(Action::ExportPseudonymised, &tenant(&tenant_id))?;
-    let r = async {
-        own_job(&state, &ctx, &tenant_id, &job_id).await?;
-        state.exports().cancel(&state, &job_id).await
-    }
-    .await;
-    audit_job(&ctx, AuditAction::ExportCancel, &tenant_id, &job_id, &r);
-    r.map(|job| (StatusCode::ACCEPTED, Json(job.to_json())))
+    act_on_job(state, ctx, tenant_id, job_id, AuditAction::ExportCancel).await
 }
 
 /// `POST /api/tenants/{tenant_id}/exports/{job_id}/restart`: queues an interrupted, failed or
@@ -166,13 +159,28 @@ pub(crate) async fn restart(
     ctx: Ctx,
     Path((tenant_id, job_id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    act_on_job(state, ctx, tenant_id, job_id, AuditAction::ExportRestart).await
+}
+
+/// Cancel or restart one of the caller's jobs (202), audited either way.
+async fn act_on_job(
+    state: AppState,
+    ctx: Ctx,
+    tenant_id: String,
+    job_id: String,
+    action: AuditAction,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     ctx.authorize(Action::ExportPseudonymised, &tenant(&tenant_id))?;
     let r = async {
         own_job(&state, &ctx, &tenant_id, &job_id).await?;
-        state.exports().restart(&state, &job_id).await
+        if action == AuditAction::ExportCancel {
+            state.exports().cancel(&state, &job_id).await
+        } else {
+            state.exports().restart(&state, &job_id).await
+        }
     }
     .await;
-    audit_job(&ctx, AuditAction::ExportRestart, &tenant_id, &job_id, &r);
+    audit_job(&ctx, action, &tenant_id, &job_id, &r);
     r.map(|job| (StatusCode::ACCEPTED, Json(job.to_json())))
 }
 

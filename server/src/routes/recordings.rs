@@ -517,8 +517,8 @@ pub(crate) async fn window(
 async fn json_response(
     f: impl FnOnce() -> serde_json::Result<Vec<u8>> + Send + 'static,
 ) -> Result<Response, ApiError> {
-    let body = blocking(move || f().map_err(|e| ApiError::Internal(Error::Store(e.to_string()))))
-        .await?;
+    let body =
+        blocking(move || f().map_err(|e| ApiError::Internal(Error::Store(e.to_string())))).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 

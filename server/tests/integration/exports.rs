@@ -6,8 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use theta_server::accounts::Role;
 use theta_server::audit::{AuditAction, Outcome, Reason, ResourceKind};
@@ -20,19 +19,6 @@ const B: &str = "chu-b";
 
 /// Longest wait for a job to end (debug build, shared machine).
 const JOB_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Sends over TLS and returns the raw body (a tar is not JSON).
-async fn send_raw(app: &TestApp, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
-    let (running, client) = app.tls.as_ref().expect("serve_tls first");
-    let (mut parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap().to_vec();
-    parts.uri = format!("https://{}{}", running.addr(), parts.uri)
-        .parse()
-        .unwrap();
-    let resp = client.send(Request::from_parts(parts, body)).await.unwrap();
-    let (p, b) = resp.into_parts();
-    (p.status, p.headers, b)
-}
 
 async fn start(app: &TestApp, s: &Session, tenant: &str, body: Value) -> (StatusCode, Value) {
     let (st, _, v) = app
@@ -258,7 +244,9 @@ async fn a_researcher_exports_a_cohort_follows_it_and_downloads_the_tar() {
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
 
     // The download: a streamed tar holding the Parquet dataset.
-    let (s, h, bytes) = send_raw(app, req(Method::GET, &dl, Some(&w.rs.token), None)).await;
+    let (s, h, bytes) = app
+        .send_raw(req(Method::GET, &dl, Some(&w.rs.token), None))
+        .await;
     assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
     assert_eq!(h["content-type"], "application/x-tar");
     assert_eq!(
@@ -379,16 +367,14 @@ async fn a_job_running_at_shutdown_is_interrupted_and_a_restart_resumes_it() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["state"], "interrupted", "{v}");
     assert_eq!(v["download"], Value::Null);
-    let (s, _, v) = send_raw(
-        &app,
-        req(
+    let (s, _, v) = app
+        .send_raw(req(
             Method::GET,
             &format!("{show}/download"),
             Some(&rs.token),
             None,
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(s, StatusCode::CONFLICT, "{}", String::from_utf8_lossy(&v));
 
     let (s, _, v) = app

@@ -198,7 +198,15 @@ impl TestApp {
     }
 
     pub(crate) async fn send(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Value) {
-        let (status, headers, bytes) = match &self.tls {
+        let (status, headers, bytes) = self.send_raw(req).await;
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, headers, v)
+    }
+
+    /// Sends and returns the raw body (a tar, an Arrow stream: not JSON).
+    pub(crate) async fn send_raw(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+        match &self.tls {
             None => {
                 let resp = self.router.clone().oneshot(req).await.unwrap();
                 let status = resp.status();
@@ -222,10 +230,7 @@ impl TestApp {
                 let (p, b) = resp.into_parts();
                 (p.status, p.headers, b)
             }
-        };
-        let v = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, headers, v)
+        }
     }
 
     /// Password step; returns the mfa_token.
