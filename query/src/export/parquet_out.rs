@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float64Array, Int32Array, StringArray, TimestampMicrosecondArray, UInt32Array,
-    UInt64Array,
+    ArrayRef, DictionaryArray, Float64Array, Int32Array, StringArray, TimestampMicrosecondArray,
+    UInt16Array, UInt32Array, UInt64Array,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, UInt16Type};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -77,7 +77,11 @@ pub(crate) fn is_done(out: &Path, p: &Planned) -> bool {
 pub(crate) fn samples_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("channel_index", DataType::UInt32, false),
-        Field::new("channel", DataType::Utf8, false),
+        Field::new(
+            "channel",
+            DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8)),
+            false,
+        ),
         Field::new("time", DataType::Float64, false),
         Field::new("digital", DataType::Int32, false),
         Field::new("value", DataType::Float64, false),
@@ -102,7 +106,10 @@ pub(crate) fn write_recording(
     let rec = &p.rec;
     let tl = rec.timeline();
     let signals = rec.signals();
-    let labels: Vec<String> = signals.iter().map(|s| p.masker.mask(&s.label)).collect();
+    // Labels once per recording, referenced by a dictionary key from every row.
+    let label_values: ArrayRef = Arc::new(StringArray::from_iter_values(
+        signals.iter().map(|s| p.masker.mask(&s.label)),
+    ));
     for b in 0..rec.blocks() {
         let block = handle.block_on(rec.read_block(b))?;
         let rows: usize = block.signals.iter().map(Vec::len).sum();
@@ -112,24 +119,31 @@ pub(crate) fn write_recording(
         let mut digital = Vec::with_capacity(rows);
         let mut value = Vec::with_capacity(rows);
         let mut raw = 0u64;
+        let rd = tl.record_duration();
         for (s, info) in signals.iter().enumerate() {
             let spr = info.samples_per_record;
             let (gain, offset) = info.calibration();
+            let spr_f = f64::from(spr);
             for r in block.records.clone() {
                 let samples = block.record(s, r, spr);
-                for (j, &d) in samples.iter().enumerate() {
-                    index.push(s as u32);
-                    channel.push(labels[s].as_str());
-                    time.push(tl.sample_time_in_record(r, j as u32, spr));
-                    digital.push(d);
-                    value.push(gain * (f64::from(d) + offset));
-                }
+                // The timeline's formula, with the record's onset looked up once per record.
+                let onset = tl.record_onset(r);
+                index.extend(std::iter::repeat_n(s as u32, samples.len()));
+                channel.extend(std::iter::repeat_n(s as u16, samples.len()));
+                time.extend((0..samples.len()).map(|j| onset + (j as f64 * rd) / spr_f));
+                digital.extend_from_slice(samples);
+                value.extend(samples.iter().map(|&d| gain * (f64::from(d) + offset)));
                 raw += samples.len() as u64 * info.width.bytes() as u64;
             }
         }
+        let channel = DictionaryArray::<UInt16Type>::try_new(
+            UInt16Array::from(channel),
+            Arc::clone(&label_values),
+        )
+        .map_err(arrow_enc(&path))?;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(UInt32Array::from(index)),
-            Arc::new(StringArray::from(channel)),
+            Arc::new(channel),
             Arc::new(Float64Array::from(time)),
             Arc::new(Int32Array::from(digital)),
             Arc::new(Float64Array::from(value)),
