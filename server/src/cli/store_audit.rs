@@ -55,6 +55,19 @@ pub fn event_for(command: &Command) -> Option<AuditEvent> {
             e.recording_id = Some(a.recording.clone());
             e
         }
+        Command::Psd(a) => {
+            let mut e = cli_event(AuditAction::RecordingPsd);
+            e.recording_id = Some(a.recording.clone());
+            e
+        }
+        Command::Sql(a) => {
+            // The query by digest only: its text may quote identifying values.
+            use sha2::Digest;
+            let digest = hex::encode(&sha2::Sha256::digest(a.query.as_bytes())[..16]);
+            let mut e = cli_event(AuditAction::SqlQuery).resource(ResourceKind::Query, digest);
+            e.tenant_id = Some(a.tenant.join(","));
+            e
+        }
         Command::Export(a) => {
             let mut e = cli_event(AuditAction::ExportStart)
                 .resource(ResourceKind::Export, a.project.clone());

@@ -1189,6 +1189,38 @@ fn store_commands_are_audited_with_ids_only() {
         &cfg,
     );
     assert_eq!(code, 2);
+    let (code, _, err) = theta_env(
+        &[
+            "sql",
+            "--store",
+            s,
+            "--tenant",
+            "hospital-a",
+            "SELECT count(*) FROM recordings",
+        ],
+        &cfg,
+    );
+    assert_eq!(code, 0, "{err}");
+    let export_dir = dir.path().join("export");
+    let (code, _, err) = theta_env(
+        &[
+            "export",
+            "--store",
+            s,
+            "--tenant",
+            "hospital-a",
+            "--cohort",
+            "true",
+            "--format",
+            "parquet",
+            "--out",
+            export_dir.to_str().unwrap(),
+            "--project",
+            "audit-study",
+        ],
+        &cfg,
+    );
+    assert_eq!(code, 0, "{err}");
     // A flipped byte: `theta verify` fails, audited as an integrity failure, and a P1 incident.
     assert_eq!(theta_env(&["verify", "--store", s], &cfg).0, 0);
     let data = store.join(format!("rec/{id}/data/00000"));
@@ -1260,6 +1292,17 @@ fn store_commands_are_audited_with_ids_only() {
     );
     assert_eq!(find("incident.create").len(), 1, "{out}");
     assert!(out.contains("cli:"), "{out}");
+    // SQL by digest only (the text may quote values); the export with its project and tenant.
+    let sql = find("sql.query");
+    assert_eq!(sql.len(), 1, "{out}");
+    assert!(!sql[0].to_string().contains("SELECT"), "{}", sql[0]);
+    let exports = find("export.start");
+    assert_eq!(exports.len(), 1, "{out}");
+    let e = exports[0].to_string();
+    assert!(
+        e.contains("audit-study") && e.contains("hospital-a") && e.contains("success"),
+        "{e}"
+    );
     // No health data: the fixture's header fields are not in the trail.
     let golden: Value = serde_json::from_slice(
         &std::fs::read(theta_fixtures::shared_eeg_dir().join("test_utf8.edf.golden.json")).unwrap(),
