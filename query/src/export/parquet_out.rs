@@ -43,6 +43,7 @@ fn props() -> WriterProperties {
         .set_max_row_group_row_count(Some(usize::MAX))
         .set_dictionary_enabled(false)
         .set_column_dictionary_enabled("channel".into(), true)
+        .set_column_dictionary_enabled("channel_index".into(), true)
         .set_column_dictionary_enabled("recording_id".into(), true)
         .set_column_dictionary_enabled("text".into(), true)
         .build()
