@@ -433,6 +433,7 @@ fn report_json(r: &ExportReport) -> Value {
         "format": format_code(r.format),
         "recordings": r.recordings,
         "resumed": r.resumed,
+        "skipped": r.skipped,
         "subjects": r.subjects,
         "raw_bytes": r.raw_bytes,
         "output_bytes": r.output_bytes,

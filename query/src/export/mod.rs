@@ -140,10 +140,13 @@ pub struct ExportReport {
     pub out: PathBuf,
     /// Format.
     pub format: ExportFormat,
-    /// Recordings in the cohort.
+    /// Recordings written.
     pub recordings: usize,
     /// Of which already complete from an interrupted run (not rewritten).
     pub resumed: usize,
+    /// Recordings of the cohort left out: annotation-only recordings (no data signal) in a
+    /// BIDS-EEG export.
+    pub skipped: usize,
     /// Distinct subjects.
     pub subjects: usize,
     /// Raw sample bytes exported.

@@ -169,6 +169,18 @@ pub(crate) async fn export(
         planned.push(plan(rec, spec, &pseudo).await?);
     }
     drop(pseudo);
+    // BIDS-EEG holds EEG files: an annotation-only recording (a scored hypnogram, say) has no
+    // place there. It is left out and counted; Parquet keeps it (annotations table).
+    let before = planned.len();
+    if spec.format == ExportFormat::Bids {
+        planned.retain(|p| !p.rec.signals().is_empty());
+    }
+    let skipped = before - planned.len();
+    if planned.is_empty() {
+        return Err(ExportError::Cohort(format!(
+            "the {before} recording(s) of the cohort have no data signal (annotations only): nothing to write as BIDS-EEG"
+        )));
+    }
     // The mapping is sealed in the store before any file names a pseudonym.
     let subjects: Vec<(String, String)> = planned
         .iter()
@@ -291,8 +303,9 @@ pub(crate) async fn export(
     Ok(ExportReport {
         out,
         format: spec.format,
-        recordings: ids.len(),
+        recordings: ids.len() - skipped,
         resumed,
+        skipped,
         subjects,
         raw_bytes: shared.total.bytes_total,
         output_bytes,

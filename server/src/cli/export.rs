@@ -141,12 +141,19 @@ pub fn run(args: ExportArgs) -> i32 {
             bar.finish_and_clear();
         }
         let report = report.map_err(export_error)?;
+        if report.skipped > 0 {
+            eprintln!(
+                "theta: warning: {} annotation-only recording(s) left out (BIDS-EEG needs data signals)",
+                report.skipped
+            );
+        }
         let secs = report.elapsed.as_secs_f64();
         let line = serde_json::json!({
             "out": report.out.display().to_string(),
             "format": report.format,
             "recordings": report.recordings,
             "resumed": report.resumed,
+            "skipped": report.skipped,
             "subjects": report.subjects,
             "files": report.files,
             "raw_bytes": report.raw_bytes,

@@ -11,7 +11,12 @@ fn export_real_recordings_resume_and_refuse() {
     let store = dir.path().join("eeg");
     let s = store.to_str().unwrap().to_string();
     ok(&theta(&["init", "--store", &s, "--env", "test"]));
-    for file in ["00009578_s006_t001.edf", "Newtest17-256.bdf"] {
+    // A TUH EDF, a BioSemi BDF and an annotation-only hypnogram (Sleep-EDF).
+    for file in [
+        "00009578_s006_t001.edf",
+        "Newtest17-256.bdf",
+        "SC4001EC-Hypnogram.edf",
+    ] {
         let path = theta_fixtures::shared_eeg_dir().join(file);
         ok(&theta(&[
             "ingest",
@@ -43,6 +48,10 @@ fn export_real_recordings_resume_and_refuse() {
     };
     let report: Value = serde_json::from_str(&ok(&export(&o, "study-1", "bids", "true"))).unwrap();
     assert_eq!(report["recordings"], 2, "{report}");
+    assert_eq!(
+        report["skipped"], 1,
+        "the hypnogram has no EEG to put in BIDS: {report}"
+    );
     assert_eq!(report["resumed"], 0);
     assert!(report["raw_mb_per_s"].as_f64().unwrap() > 0.0);
     assert!(out.join("dataset_description.json").is_file());
