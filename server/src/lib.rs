@@ -39,7 +39,7 @@ pub use audit::{AuditEvent, AuditSink};
 pub use authz::{Action, Denied, Principal, Resource, authorize};
 pub use config::Settings;
 pub use error::{ApiError, Error, Result};
-pub use routes::{AUDIT_TABLE, ROUTES, router};
+pub use routes::{AUDIT_TABLE, router, routes};
 pub use serve::{Running, serve, serve_state};
 pub use state::AppState;
 
