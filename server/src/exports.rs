@@ -816,6 +816,12 @@ impl ExportJobs {
         .await
     }
 
+    /// Ends a job as failed with a message for the researcher (no paths, no store detail).
+    async fn fail(&self, state: &AppState, id: &str, message: &str) -> Result<()> {
+        self.finish(state, id, JobState::Failed, None, Some(message.into()))
+            .await
+    }
+
     async fn run(&self, state: &AppState, job: &Job, live: &Arc<Live>) -> Result<()> {
         let id = job.id.as_str();
         // Wait for a slot, or for a cancellation while queued.
@@ -830,13 +836,7 @@ impl ExportJobs {
         }
         let Some(store) = state.data().map(|d| d.store().clone()) else {
             return self
-                .finish(
-                    state,
-                    id,
-                    JobState::Failed,
-                    None,
-                    Some("the recording store is not available".into()),
-                )
+                .fail(state, id, "the recording store is not available")
                 .await;
         };
         self.set(
@@ -857,12 +857,10 @@ impl ExportJobs {
         if let Err(e) = made {
             tracing::error!(job = %id, error = %e, "export folder could not be created");
             return self
-                .finish(
+                .fail(
                     state,
                     id,
-                    JobState::Failed,
-                    None,
-                    Some("creating the export folder failed (see the service log)".into()),
+                    "creating the export folder failed (see the service log)",
                 )
                 .await;
         }

@@ -4,12 +4,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
-use theta_engine::store::TenantId;
 use theta_query::export::{
     DatePolicy, ExportError, ExportFormat, ExportHooks, ExportSpec, TextPolicy, export,
 };
 
-use super::store::{CliError, EXIT_OK, StoreArgs, run_async, write_stdout};
+use super::store::{CliError, EXIT_OK, StoreArgs, parse_tenants, run_async, write_stdout};
 
 /// Output format of `theta export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,11 +102,7 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
 /// Runs the export and prints a JSON report on stdout.
 pub fn run(args: ExportArgs) -> i32 {
     run_async(async move {
-        let tenants = args
-            .tenant
-            .iter()
-            .map(|t| TenantId::new(t.trim()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let tenants = parse_tenants(&args.tenant)?;
         let format = match args.format {
             FormatArg::Bids => ExportFormat::Bids,
             FormatArg::Parquet => ExportFormat::Parquet,

@@ -1,10 +1,9 @@
 //! `theta sql`: a read-only SQL query over the recordings of the given tenants.
 
 use clap::{Args, ValueEnum};
-use theta_engine::store::TenantId;
 use theta_query::sql::{Catalog, OutputFormat, SqlError, render};
 
-use super::store::{CliError, EXIT_OK, StoreArgs, run_async, write_stdout};
+use super::store::{CliError, EXIT_OK, StoreArgs, parse_tenants, run_async, write_stdout};
 
 /// Output format of `theta sql`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -47,11 +46,7 @@ fn sql_error(e: SqlError) -> CliError {
 /// Runs the query and prints the result on stdout.
 pub fn run(args: SqlArgs) -> i32 {
     run_async(async move {
-        let tenants = args
-            .tenant
-            .iter()
-            .map(|t| TenantId::new(t.trim()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let tenants = parse_tenants(&args.tenant)?;
         let store = args.store.open().await?;
         let catalog = Catalog::new(store, tenants).await.map_err(sql_error)?;
         let batches = catalog.sql(&args.query).await.map_err(sql_error)?;

@@ -456,3 +456,14 @@ pub fn shred(args: ShredArgs) -> i32 {
         Ok(EXIT_OK)
     })
 }
+
+/// Parses `--tenant` values (comma-separated or repeated) into tenant ids.
+///
+/// # Errors
+/// The first invalid id, as bad input.
+pub fn parse_tenants(values: &[String]) -> Result<Vec<theta_engine::store::TenantId>, CliError> {
+    values
+        .iter()
+        .map(|t| theta_engine::store::TenantId::new(t.trim()).map_err(CliError::from))
+        .collect()
+}
