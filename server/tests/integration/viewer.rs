@@ -5,8 +5,8 @@
 //! `$CARGO_TARGET_TMPDIR/viewer/`.
 //!
 //! Without chromedriver the test says so and passes, unless `THETA_REQUIRE_BROWSER=1` (set by
-//! `.ci/run`, which installs Chromium). `THETA_VIEWER_HOURS` (default 2) sets the recording's
-//! length and `THETA_VIEWER_TURNS` (default 10) the number of page turns whose latency
+//! `.ci/run`, which installs Chromium). `THETA_VIEWER_HOURS` (default 24: the 24-hour
+//! recording a physician reads; about 2 min of the debug test) sets the recording's length and `THETA_VIEWER_TURNS` (default 10) the number of page turns whose latency
 //! (request sent → page drawn, measured in the page) is reported.
 
 use std::process::{Child, Command, Stdio};
@@ -193,7 +193,7 @@ async fn physician_reads_a_recording_in_chromium() {
     .await;
     app.add_tenant("chu-a");
     app.add_tenant("chu-b");
-    let hours = env_num("THETA_VIEWER_HOURS", 2.0);
+    let hours = env_num("THETA_VIEWER_HOURS", 24.0);
     let rec = app.ingest_synth("chu-a", hours * 3600.0, 7).await;
     let other = app.ingest_synth("chu-b", 60.0, 8).await;
     let user = app.add_user("dlecteur", Role::Interpreter, Some("chu-a"));
