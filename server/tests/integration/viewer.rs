@@ -6,8 +6,9 @@
 //!
 //! Without chromedriver the test says so and passes, unless `THETA_REQUIRE_BROWSER=1` (set by
 //! `.ci/run`, which installs Chromium). `THETA_VIEWER_HOURS` (default 24: the 24-hour
-//! recording a physician reads; about 2 min of the debug test) sets the recording's length and `THETA_VIEWER_TURNS` (default 10) the number of page turns whose latency
-//! (request sent → page drawn, measured in the page) is reported.
+//! recording a physician reads; about 2 min of the debug test) sets the recording's length and
+//! `THETA_VIEWER_TURNS` (default 10) the number of page turns whose latency (request sent →
+//! page drawn, measured in the page) is reported.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
