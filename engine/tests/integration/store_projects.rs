@@ -115,3 +115,61 @@ async fn project_secrets_are_sealed_stable_and_rotated() {
     std::fs::write(&path, &good).unwrap();
     assert!(store.project_secret("Epilepsy cohort 2026").await.is_ok());
 }
+
+/// Hostile bytes in place of a project object (truncated, extended, random, mutated) give an
+/// error, never a panic and never a different secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_project_objects_are_refused_without_panicking() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = Store::init_local(
+        &root,
+        "dev",
+        Arc::new(LocalKeyring::generate("dev")),
+        StoreOptions::default(),
+    )
+    .await
+    .unwrap();
+    let secret = *store.project_secret("p").await.unwrap();
+    let path = files_under(&root.join("projects")).pop().unwrap();
+    let good = std::fs::read(&path).unwrap();
+
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        ..Config::default()
+    });
+    let strategy = prop_oneof![
+        (0..good.len()).prop_map({
+            let g = good.clone();
+            move |n| g[..n].to_vec()
+        }),
+        (0..good.len(), any::<u8>()).prop_map({
+            let g = good.clone();
+            move |(i, b)| {
+                let mut v = g.clone();
+                v[i] ^= b | 1;
+                v
+            }
+        }),
+        proptest::collection::vec(any::<u8>(), 0..400),
+    ];
+    let handle = tokio::runtime::Handle::current();
+    runner
+        .run(&strategy, |bytes| {
+            std::fs::write(&path, &bytes).unwrap();
+            let r = tokio::task::block_in_place(|| handle.block_on(store.project_secret("p")));
+            // Even an empty file is an object that fails to parse, not "no project yet".
+            prop_assert!(
+                r.as_ref().map_or(true, |s| **s == secret),
+                "another secret read back"
+            );
+            prop_assert!(r.is_err() || bytes == good);
+            Ok(())
+        })
+        .unwrap();
+    std::fs::write(&path, &good).unwrap();
+    assert_eq!(*store.project_secret("p").await.unwrap(), secret);
+}
