@@ -604,7 +604,9 @@ async fn dates_removed_text_dropped_and_cohorts() {
     let f = fixture().await;
     let out = f.root.join("nodates");
     let mut spec = ExportSpec::new(
-        "SELECT id FROM recordings WHERE signals >= 8",
+        // A literal that identifies someone in the cohort's text must not travel with the export
+        // (the settings file keeps the cohort by digest).
+        "SELECT id FROM recordings WHERE signals >= 8 AND 'Dupont' = 'Dupont'",
         ExportFormat::Bids,
         &out,
         "epilepsy-2026",

@@ -45,13 +45,23 @@ fn validate(spec: &ExportSpec) -> Result<(), ExportError> {
     Ok(())
 }
 
+fn cohort_digest(cohort: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(cohort.trim().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Creates the output folder, or checks that it holds an export of the same spec (resume).
 fn prepare_out(spec: &ExportSpec) -> Result<(), ExportError> {
     let out = &spec.out;
     let state = json!({
         "theta_export": 1,
         "project": spec.project,
-        "cohort": spec.cohort,
+        // By digest: the cohort's text may quote identifying values, and this file travels
+        // with the export.
+        "cohort_sha256": cohort_digest(&spec.cohort),
         "format": spec.format,
         "dates": spec.dates,
         "annotations": spec.annotations,
