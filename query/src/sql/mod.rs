@@ -66,6 +66,26 @@ use theta_engine::store::{Recording, RecordingId, RecordingStatus, Store, StoreE
 pub use band_power::{BandSpec, band_power_udaf};
 pub use samples::SamplesTable;
 
+/// The answer of a scan that narrows its reads on the filters `recognised` accepts: those are
+/// pushed down as *inexact* (DataFusion still applies them, so a pushdown can only make a scan
+/// cheaper, never change a result), the others are not pushed down.
+pub(crate) fn inexact_pushdown(
+    filters: &[&datafusion::logical_expr::Expr],
+    recognised: impl Fn(&datafusion::logical_expr::Expr) -> bool,
+) -> Vec<datafusion::logical_expr::TableProviderFilterPushDown> {
+    use datafusion::logical_expr::TableProviderFilterPushDown as P;
+    filters
+        .iter()
+        .map(|f| {
+            if recognised(f) {
+                P::Inexact
+            } else {
+                P::Unsupported
+            }
+        })
+        .collect()
+}
+
 /// Errors of the SQL layer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

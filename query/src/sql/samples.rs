@@ -501,16 +501,9 @@ impl TableProvider for SamplesTable {
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        Ok(filters
-            .iter()
-            .map(|f| {
-                if constraint(f).is_some() {
-                    TableProviderFilterPushDown::Inexact
-                } else {
-                    TableProviderFilterPushDown::Unsupported
-                }
-            })
-            .collect())
+        Ok(super::inexact_pushdown(filters, |f| {
+            constraint(f).is_some()
+        }))
     }
 
     async fn scan(

@@ -295,16 +295,9 @@ impl TableProvider for AnnotationsTable {
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        Ok(filters
-            .iter()
-            .map(|f| {
-                if recording_ids(f).is_some() {
-                    TableProviderFilterPushDown::Inexact
-                } else {
-                    TableProviderFilterPushDown::Unsupported
-                }
-            })
-            .collect())
+        Ok(super::inexact_pushdown(filters, |f| {
+            recording_ids(f).is_some()
+        }))
     }
 
     async fn scan(
