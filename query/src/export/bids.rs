@@ -197,17 +197,11 @@ fn num(x: f64) -> String {
     }
 }
 
-/// BIDS channel type of a signal.
-fn bids_type(t: ChannelType) -> &'static str {
-    t.as_str()
-}
-
 /// BIDS unit text: SI symbols with the micro sign.
 fn bids_unit(u: &str) -> String {
     match u.trim() {
         "" => "n/a".into(),
-        "uV" | "µV" | "μV" => "µV".into(),
-        "uv" => "µV".into(),
+        "uV" | "uv" | "µV" | "μV" => "µV".into(),
         "mv" => "mV".into(),
         other => cell(other),
     }
@@ -251,7 +245,7 @@ fn channels_tsv(p: &Planned) -> Vec<u8> {
         out.push_str(&format!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\tgood\n",
             cell(&ascii(&p.masker.mask(&s.label))),
-            bids_type(channel_type(&s.label, &s.transducer, &s.physical_dimension)),
+            channel_type(&s.label, &s.transducer, &s.physical_dimension).as_str(),
             bids_unit(&s.physical_dimension),
             num(s.sample_rate(rd)),
             opt(hp),
@@ -294,11 +288,14 @@ fn eeg_json(p: &Planned, spec: &ExportSpec) -> Vec<u8> {
         };
         *counts.entry(key).or_default() += 1;
     }
-    // The EEG channels' rate (the highest when they differ; channels.tsv has each one).
-    let rate = eeg_rates
-        .into_iter()
-        .chain(p.rec.signals().iter().map(|s| s.sample_rate(rd)))
-        .fold(0.0_f64, f64::max);
+    // The EEG channels' rate (the highest when they differ; channels.tsv has each one), or
+    // the highest of all when no channel is EEG.
+    let highest = |rates: &mut dyn Iterator<Item = f64>| rates.fold(0.0_f64, f64::max);
+    let rate = if eeg_rates.is_empty() {
+        highest(&mut p.rec.signals().iter().map(|s| s.sample_rate(rd)))
+    } else {
+        highest(&mut eeg_rates.into_iter())
+    };
     let mut v = json!({
         "TaskName": spec.task,
         "EEGReference": "n/a",

@@ -119,8 +119,10 @@ fn is_done(out: &Path, format: ExportFormat, p: &Planned) -> bool {
     }
 }
 
+/// Progress shared by the workers: fixed totals, counters they advance.
 struct Shared {
-    total: ExportProgress,
+    recordings_total: usize,
+    bytes_total: u64,
     done: AtomicUsize,
     bytes: AtomicU64,
     hooks: ExportHooks,
@@ -131,9 +133,9 @@ impl Shared {
     fn report(&self) {
         if let Some(f) = &self.hooks.progress {
             f(&ExportProgress {
-                recordings_total: self.total.recordings_total,
+                recordings_total: self.recordings_total,
                 recordings_done: self.done.load(Ordering::Relaxed),
-                bytes_total: self.total.bytes_total,
+                bytes_total: self.bytes_total,
                 bytes_done: self.bytes.load(Ordering::Relaxed),
             });
         }
@@ -217,12 +219,8 @@ pub(crate) async fn export(
         }
     }
     let shared = Arc::new(Shared {
-        total: ExportProgress {
-            recordings_total: planned.len(),
-            recordings_done: resumed,
-            bytes_total: planned.iter().map(|p| p.rec.raw_bytes()).sum(),
-            bytes_done,
-        },
+        recordings_total: planned.len(),
+        bytes_total: planned.iter().map(|p| p.rec.raw_bytes()).sum(),
         done: AtomicUsize::new(resumed),
         bytes: AtomicU64::new(bytes_done),
         hooks: hooks.clone(),
@@ -317,7 +315,7 @@ pub(crate) async fn export(
         resumed,
         skipped,
         subjects,
-        raw_bytes: shared.total.bytes_total,
+        raw_bytes: shared.bytes_total,
         output_bytes,
         files,
         elapsed: t0.elapsed(),
