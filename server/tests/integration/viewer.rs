@@ -111,6 +111,10 @@ async fn shot(c: &Client, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
+async fn click(c: &Client, what: Locator<'_>) {
+    c.find(what).await.unwrap().click().await.unwrap();
+}
+
 async fn select(c: &Client, id: &str, value: &str) {
     let before = rendered(c).await;
     js(
@@ -149,12 +153,7 @@ async fn browser_login(c: &Client, app: &TestApp, user: &User) {
         .send_keys(PASSWORD)
         .await
         .unwrap();
-    c.find(Locator::Id("login-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Id("login-button")).await;
     wait_for(
         c,
         "!document.getElementById('totp-form').hidden",
@@ -168,12 +167,7 @@ async fn browser_login(c: &Client, app: &TestApp, user: &User) {
         .send_keys(&code)
         .await
         .unwrap();
-    c.find(Locator::Id("totp-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Id("totp-button")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,12 +232,7 @@ async fn physician_reads_a_recording_in_chromium() {
     shot(&c, "02-list").await;
 
     // Open it and turn pages with the keyboard.
-    c.find(Locator::Css("#recordings tbody tr"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("#recordings tbody tr")).await;
     wait_for(
         &c,
         "+(document.body.dataset.rendered||0) >= 1",
@@ -358,24 +347,14 @@ async fn physician_reads_a_recording_in_chromium() {
     }
 
     // Add an annotation at a clicked point, reload, see it (with its author).
-    c.find(Locator::Id("traces"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("traces")).await;
     c.find(Locator::Id("ann-text"))
         .await
         .unwrap()
         .send_keys("Pointe temporale gauche")
         .await
         .unwrap();
-    c.find(Locator::Id("ann-add"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("ann-add")).await;
     wait_for(
         &c,
         "[...document.querySelectorAll('#annotations li .text')].some(e => e.textContent === 'Pointe temporale gauche')",
@@ -434,12 +413,7 @@ async fn physician_reads_a_recording_in_chromium() {
         "page after login",
     )
     .await;
-    c.find(Locator::Id("logout2"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("logout2")).await;
     wait_for(
         &c,
         "!document.getElementById('login').hidden",
@@ -463,12 +437,7 @@ async fn physician_reads_a_recording_in_chromium() {
         "recording list",
     )
     .await;
-    c.find(Locator::Css("#recordings tbody tr"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("#recordings tbody tr")).await;
     wait_for(&c, "+(document.body.dataset.rendered||0) >= 1", "page").await;
     let mut app = app;
     let (running, _) = app.tls.take().unwrap();
