@@ -17,7 +17,7 @@ use super::error::{Result, StoreError};
 use super::format::{FORMAT_VERSION, Reader, push_short_str};
 use super::ids::RecordingId;
 use super::manifest::wrap_aad;
-use crate::crypto::{DataKey, KekId, KeyringError, NONCE_LEN, ObjectKind, TAG_LEN, random_bytes};
+use crate::crypto::{DataKey, KekId, NONCE_LEN, ObjectKind, TAG_LEN, random_bytes};
 
 /// Magic of a project object.
 pub(crate) const PROJECT_MAGIC: &[u8; 8] = b"THETA\0PJ";
@@ -144,13 +144,7 @@ async fn decode(store: &StoreInner, id: &RecordingId, bytes: &[u8]) -> Result<(B
             wrapped,
             &wrap_aad(&store.scope(id), &bytes[..prefix_end]),
         )
-        .await
-        .map_err(|e| match e {
-            e @ (KeyringError::UnknownKek { .. } | KeyringError::UnwrapFailed { .. }) => {
-                StoreError::Keyring { source: e }
-            }
-            e => e.into(),
-        })?;
+        .await?;
     let aad = store
         .scope(id)
         .aad(ObjectKind::ProjectMapping, 0, 0, 0, &bytes[..nonce_at]);
