@@ -17,8 +17,9 @@
 //! | `shred` | `key.shred` | recording |
 //!
 //! A `verify` that finds chunks failing authentication also opens (or updates) a P1 `integrity`
-//! incident in the profile's register; the service notifies the partner when it next runs
-//! (the webhook needs the service's runtime).
+//! incident in the profile's register and sends it at once to the profile's webhooks (with their
+//! retries), exactly as the service would: the outcome is in the incident's timeline, and the
+//! incident becomes `notified` when every webhook acknowledged it.
 //!
 //! Without `THETA_CONFIG` the command runs and says on stderr that it was not audited (a
 //! researcher's local store); production hosts set it in the service account's environment.
@@ -164,7 +165,81 @@ fn report_integrity(settings: &Settings) {
                 up.incident.id,
                 up.incident.deadline_at.to_rfc3339()
             );
+            let event = if up.created {
+                "incident.created"
+            } else if up.escalated {
+                "incident.escalated"
+            } else {
+                return;
+            };
+            notify_partner(settings, &up.incident.id, event);
         }
         Err(e) => eprintln!("theta: the integrity incident could not be recorded: {e}"),
+    }
+}
+
+/// Sends a new or escalated incident to the profile's webhooks and reports the outcome on stderr.
+fn notify_partner(settings: &Settings, id: &str, event: &'static str) {
+    use crate::incidents::{deliver, notify::Hook};
+    let hooks = match settings
+        .incidents
+        .webhooks
+        .iter()
+        .map(Hook::from_settings)
+        .collect::<crate::error::Result<Vec<_>>>()
+    {
+        Ok(h) if h.is_empty() => return,
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("theta: incident {id} not sent to the partner, webhook settings: {e}");
+            return;
+        }
+    };
+    let db = match crate::serve::open_db(settings) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("theta: incident {id} not sent to the partner: {e}");
+            return;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("theta: incident {id} not sent to the partner: {e}");
+            return;
+        }
+    };
+    let environment = settings.environment();
+    let outcomes = rt.block_on(deliver(
+        &db,
+        &hooks,
+        &environment,
+        id,
+        event,
+        &chrono::Utc::now,
+        &|_| {},
+    ));
+    for o in &outcomes {
+        if o.delivered {
+            eprintln!(
+                "theta: incident {id} delivered to the {} webhook ({} attempt(s))",
+                o.tenant, o.attempts
+            );
+        } else {
+            eprintln!(
+                "theta: incident {id} NOT delivered to the {} webhook after {} attempt(s); \
+                 notify the partner by hand (see `theta incidents show {id}`)",
+                o.tenant, o.attempts
+            );
+        }
+        if o.became_notified {
+            let e = cli_event(AuditAction::IncidentUpdate).resource(ResourceKind::Incident, id);
+            if let Err(err) = record(settings, &e) {
+                eprintln!("theta: incident {id} notified; not audited: {err}");
+            }
+        }
     }
 }

@@ -634,41 +634,92 @@ async fn handle_job(state: &AppState, job: Job, inline_notify: bool) {
 
 async fn notify_all(state: &AppState, id: &str, event: &'static str) {
     let inc = state.incidents();
+    let st = state.clone();
+    let now = move || st.now();
+    let m = state.clone();
+    let outcomes = deliver(
+        state.db(),
+        &inc.hooks,
+        &inc.environment,
+        id,
+        event,
+        &now,
+        &|outcome| m.metrics().webhook(outcome),
+    )
+    .await;
+    for o in outcomes.iter().filter(|o| o.became_notified) {
+        let mut e = AuditEvent::service(o.at, AuditAction::IncidentUpdate, SERVICE_ACTOR)
+            .resource(ResourceKind::Incident, id.to_owned());
+        e.actor = Actor::Service(SERVICE_ACTOR.into());
+        state.audit(e);
+    }
+    inc.refresh_metrics(state.now()).await;
+}
+
+/// What became of one webhook delivery of an incident.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The webhook's URL.
+    pub target: String,
+    /// The tenant it serves (`*` for all).
+    pub tenant: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Whether the partner acknowledged it.
+    pub delivered: bool,
+    /// Whether this delivery was the last one pending, so the incident became `notified`.
+    pub became_notified: bool,
+    /// When the outcome was recorded.
+    pub at: DateTime<Utc>,
+}
+
+/// Sends incident `id` as `event` to every hook that serves its tenant, with each hook's retries,
+/// and records every outcome (attempts, delivery, timeline, `open -> notified` once all are
+/// delivered) in the register. The service calls it from its worker; the command line (which
+/// has no worker) calls it directly, so an incident opened by `theta verify` is notified at once.
+///
+/// `webhook` is told `retry`, `delivered` or `failed` for the metrics.
+pub async fn deliver(
+    db: &Db,
+    hooks: &[Hook],
+    environment: &str,
+    id: &str,
+    event: &str,
+    now: &(dyn Fn() -> DateTime<Utc> + Sync),
+    webhook: &(dyn Fn(&'static str) + Sync),
+) -> Vec<Delivery> {
     let id2 = id.to_owned();
-    let Ok(Some(detail)) = state.db().call(move |c| register::detail(c, &id2)).await else {
-        return;
+    let Ok(Some(detail)) = db.call(move |c| register::detail(c, &id2)).await else {
+        return Vec::new();
     };
-    let targets: Vec<Hook> = inc
-        .hooks
+    let targets: Vec<&Hook> = hooks
         .iter()
         .filter(|h| h.serves(detail.incident.tenant_id.as_deref()))
-        .cloned()
         .collect();
     if targets.is_empty() {
-        return;
+        return Vec::new();
     }
-    let body = match serde_json::to_vec(&notify::payload(&detail, event, &inc.environment)) {
+    let body = match serde_json::to_vec(&notify::payload(&detail, event, environment)) {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "incident payload");
-            return;
+            return Vec::new();
         }
     };
     // Register every target first, so "notified" waits for all of them.
     {
-        let (id, now) = (id.to_owned(), state.now());
+        let (id, at) = (id.to_owned(), now());
         let t: Vec<(String, String)> = targets
             .iter()
             .map(|h| (h.url.clone(), h.tenant.clone()))
             .collect();
-        let _ = state
-            .db()
+        let _ = db
             .call(move |c| -> Result<()> {
                 for (url, tenant) in &t {
                     c.execute(
                         "INSERT INTO incident_notifications (incident_id, target, tenant, attempts, updated_at) \
                          VALUES (?1, ?2, ?3, 0, ?4) ON CONFLICT (incident_id, target) DO UPDATE SET delivered_at = NULL",
-                        rusqlite::params![id, url, tenant, crate::clock::to_millis(now)],
+                        rusqlite::params![id, url, tenant, crate::clock::to_millis(at)],
                     )?;
                 }
                 Ok(())
@@ -676,42 +727,39 @@ async fn notify_all(state: &AppState, id: &str, event: &'static str) {
             .await;
     }
     let deliveries = targets.into_iter().map(|h| {
-        let body = body.clone();
-        let st = state.clone();
-        let id = id.to_owned();
+        let body = &body;
         async move {
-            let (attempts, err) = h
-                .deliver(&body, event, |_, _| st.metrics().webhook("retry"))
-                .await;
-            st.metrics()
-                .webhook(if err.is_none() { "delivered" } else { "failed" });
-            let now = st.now();
+            let (attempts, err) = h.deliver(body, event, |_, _| webhook("retry")).await;
+            webhook(if err.is_none() { "delivered" } else { "failed" });
+            let at = now();
             let (url, tenant) = (h.url.clone(), h.tenant.clone());
             let delivered = err.is_none();
-            let id2 = id.clone();
-            let r = st
-                .db()
+            let id = id.to_owned();
+            let (u, t) = (url.clone(), tenant.clone());
+            let became_notified = db
                 .call(move |c| {
                     register::record_notification(
                         c,
-                        &id2,
-                        &url,
-                        &tenant,
+                        &id,
+                        &u,
+                        &t,
                         attempts,
                         delivered,
                         err.as_deref(),
-                        now,
+                        at,
                     )
                 })
-                .await;
-            if let Ok(true) = r {
-                let mut e = AuditEvent::service(now, AuditAction::IncidentUpdate, SERVICE_ACTOR)
-                    .resource(ResourceKind::Incident, id.clone());
-                e.actor = Actor::Service(SERVICE_ACTOR.into());
-                st.audit(e);
+                .await
+                .unwrap_or(false);
+            Delivery {
+                target: url,
+                tenant,
+                attempts,
+                delivered,
+                became_notified,
+                at,
             }
         }
     });
-    futures::future::join_all(deliveries).await;
-    inc.refresh_metrics(state.now()).await;
+    futures::future::join_all(deliveries).await
 }

@@ -1128,11 +1128,19 @@ fn theta_env(args: &[&str], config: &Path) -> (i32, String, String) {
 
 #[test]
 fn store_commands_are_audited_with_ids_only() {
+    // The partner's webhook receiver, on its own runtime: `theta verify` must notify it itself.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (url, ca, got, _rdir) = rt.block_on(receiver());
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("theta.toml");
     std::fs::write(
         &cfg,
-        "profile = \"dev\"\n[profiles.dev]\ndata_dir = \"data\"\n",
+        format!(
+            "profile = \"dev\"\n[profiles.dev]\ndata_dir = \"data\"\n\
+             [[profiles.dev.incidents.webhooks]]\ntenant = \"*\"\nurl = \"{url}\"\n\
+             ca_file = {:?}\nmax_attempts = 3\n",
+            ca.to_str().unwrap()
+        ),
     )
     .unwrap();
     let store = dir.path().join("eeg");
@@ -1241,6 +1249,21 @@ fn store_commands_are_audited_with_ids_only() {
         (list[0]["priority"].as_str(), list[0]["category"].as_str()),
         (Some("P1"), Some("integrity"))
     );
+    // Delivered by the command itself (the receiver refuses the first attempt: one retry).
+    assert!(
+        err.contains("delivered to the * webhook (2 attempt(s))"),
+        "{err}"
+    );
+    {
+        let got = got.0.lock().unwrap();
+        assert_eq!(got.len(), 2, "one refused attempt, one delivery");
+        let body = &got[1].1;
+        assert_eq!(body["event"], "incident.created", "{body}");
+        assert_eq!(body["priority"], "P1", "{body}");
+        assert_eq!(body["category"], "integrity", "{body}");
+        assert_eq!(body["id"], list[0]["id"], "{body}");
+    }
+    assert_eq!(list[0]["status"], "notified", "{out}");
     let (code, _, err) = theta_env(&["shred", "--store", s, "--recording", &id], &cfg);
     assert_eq!(code, 0, "{err}");
 
@@ -1289,6 +1312,7 @@ fn store_commands_are_audited_with_ids_only() {
         maint[1]
     );
     assert_eq!(find("incident.create").len(), 1, "{out}");
+    assert_eq!(find("incident.update").len(), 1, "{out}");
     assert!(out.contains("cli:"), "{out}");
     // SQL by digest only (the text may quote values); the export with its project and tenant.
     let sql = find("sql.query");
