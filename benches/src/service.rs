@@ -76,7 +76,7 @@ pub struct ServiceReport {
     pub cores: usize,
 }
 
-const PAGE: &str =
+pub(crate) const PAGE: &str =
     "duration=20&montage=double-banana&highpass=0.5&lowpass=70&notch=50&order=4&px=1920";
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
@@ -164,7 +164,7 @@ impl Conn {
     }
 }
 
-fn start_at(i: usize, duration: f64) -> f64 {
+pub(crate) fn start_at(i: usize, duration: f64) -> f64 {
     // A seeded, well-spread sequence of page starts (golden-ratio steps).
     let f = (i as f64 * 0.618_033_988_749_895).fract();
     (f * (duration - 20.0)).floor()

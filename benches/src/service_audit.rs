@@ -1,13 +1,17 @@
 //! `theta-bench service-audit`: what auditing costs on a request path of the service, and how
 //! many events per second the trail takes through the service.
 //!
-//! The request is `GET /api/accounts/{id}` by an administrator's bearer session — an
-//! authenticated read that goes through the session lookup, the authorisation call and its
-//! audit event (`account.read`), in process through the router (no TLS, no socket: the
-//! difference between the two configurations is the audit path alone). The window endpoint is not
-//! on `main` yet; the same harness takes it once it lands.
+//! Two endpoints (`--endpoint`):
+//! * `window` (default, the one the accountability issue names): the standard page — 20 s of the
+//!   generated 24 h × 32 ch × 256 Hz recording, double banana, 0.5–70 Hz order 4 + 50 Hz notch,
+//!   zero-phase, min/max to 1920 px — from the encrypted store, by the demo interpreter's bearer
+//!   session, at seeded random starts (`recording.read_window` event per request);
+//! * `account`: `GET /api/accounts/{id}` by an administrator (`account.read`): an authenticated
+//!   read with almost no work of its own, so the audit path's share is the largest it can be.
 //!
-//! Two states over the same database, measured in alternating rounds of the same run:
+//! Requests go in process through the router (no TLS, no socket: the difference between the two
+//! configurations is the audit path alone). Two states over the same database and store, measured
+//! in alternating rounds of the same run:
 //! * `trail`: the hash-chained SQLite trail (`TrailSink` → `AuditAppender`, durable batches,
 //!   Ed25519 checkpoints) that `theta serve` uses;
 //! * `none`: a sink that drops events (the same code path otherwise: detectors, metrics).
@@ -23,13 +27,28 @@ use anyhow::Context;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde::Serialize;
+use theta_engine::edf::ReadOptions;
+use theta_engine::store::{EdfSource, IngestOptions, TenantId};
 use theta_server::accounts::{self, NewAccount, Role};
 use theta_server::audit::{AuditSink, TrailSink};
 use theta_server::auth::{password, totp};
+use theta_server::cli::demo::{DEMO_TENANT, DEMO_USER, ensure_interpreter};
 use theta_server::config::{ProfileKind, RateSettings, Settings};
 use theta_server::db::Db;
 use theta_server::{AppState, AuditEvent, router};
+
+use crate::store::{bench_file, warm_page_cache};
 use tower::ServiceExt;
+
+/// The request measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Endpoint {
+    /// The standard page from the window endpoint.
+    Window,
+    /// An administrator's read of one account.
+    Account,
+}
 
 /// Options of `theta-bench service-audit`.
 #[derive(Debug, Clone, clap::Args)]
@@ -37,9 +56,15 @@ pub struct ServiceAuditArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// Sequential requests per configuration and round.
-    #[arg(long, default_value_t = 5_000)]
-    pub requests: usize,
+    /// The request measured.
+    #[arg(long, value_enum, default_value_t = Endpoint::Window)]
+    pub endpoint: Endpoint,
+    /// Hours of the generated recording (window endpoint).
+    #[arg(long, default_value_t = 24.0)]
+    pub hours: f64,
+    /// Sequential requests per configuration and round (default 400 windows, 5000 account reads).
+    #[arg(long)]
+    pub requests: Option<usize>,
     /// Alternating rounds (medians are reported).
     #[arg(long, default_value_t = 5)]
     pub rounds: usize,
@@ -52,8 +77,14 @@ pub struct ServiceAuditArgs {
 }
 
 /// Figures of one run.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct ServiceAuditResults {
+    /// The request measured.
+    pub endpoint: Endpoint,
+    /// Sequential requests per configuration and round.
+    pub requests: usize,
+    /// Rounds.
+    pub rounds: usize,
     /// Median over rounds of p50 latency, µs, without auditing.
     pub none_p50_us: f64,
     /// Median over rounds of p99 latency, µs, without auditing.
@@ -93,8 +124,47 @@ fn pct(sorted: &[u64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
-/// Logs the administrator in (password, then TOTP) and returns the bearer token.
-async fn login(app: &axum::Router, username: &str, secret: &str) -> anyhow::Result<String> {
+/// Creates the administrator `pmartin` with TOTP; returns (account id, TOTP secret).
+fn administrator(base: &AppState) -> anyhow::Result<(String, String)> {
+    let now = chrono::Utc::now();
+    let secret = totp::generate_secret();
+    let hash = password::hash(PASSWORD)?;
+    let keys = base.secrets();
+    let admin = base.db().call_blocking(|c| -> theta_server::Result<_> {
+        let a = accounts::insert(
+            c,
+            &NewAccount {
+                username: "pmartin".into(),
+                first_name: "Paul".into(),
+                last_name: "Martin".into(),
+                email: "pmartin@chu.example.fr".into(),
+                role: Role::Administrator,
+                tenant_id: None,
+                guest_expires_at: None,
+            },
+            &hash,
+            None,
+            false,
+            now,
+        )?;
+        accounts::set_password(c, &a.id, &hash, false, now)?;
+        let sealed = keys.seal_totp(&a.id, &secret)?;
+        c.execute(
+            "UPDATE accounts SET totp_secret = ?2, totp_enabled = 1 WHERE id = ?1",
+            rusqlite::params![a.id, sealed],
+        )?;
+        Ok(a)
+    })?;
+    Ok((admin.id, secret))
+}
+
+/// Logs an account in (password, then TOTP) and returns the bearer token.
+async fn login(
+    app: &axum::Router,
+    username: &str,
+    password: &str,
+    secret: &str,
+) -> anyhow::Result<String> {
     let send = |path: &str, body: serde_json::Value| {
         Request::post(path)
             .header(header::CONTENT_TYPE, "application/json")
@@ -105,7 +175,7 @@ async fn login(app: &axum::Router, username: &str, secret: &str) -> anyhow::Resu
         .clone()
         .oneshot(send(
             "/api/auth/login",
-            serde_json::json!({"username": username, "password": PASSWORD}),
+            serde_json::json!({"username": username, "password": password}),
         ))
         .await?;
     anyhow::ensure!(
@@ -114,7 +184,7 @@ async fn login(app: &axum::Router, username: &str, secret: &str) -> anyhow::Resu
         r.status()
     );
     let v: serde_json::Value =
-        serde_json::from_slice(&axum::body::to_bytes(r.into_body(), 1 << 20).await?)?;
+        serde_json::from_slice(&axum::body::to_bytes(r.into_body(), BODY_LIMIT).await?)?;
     let mfa = v["mfa_token"].as_str().context("mfa_token")?.to_owned();
     let now = u64::try_from(chrono::Utc::now().timestamp())?;
     let code = totp::code_at(secret, now)?;
@@ -131,7 +201,7 @@ async fn login(app: &axum::Router, username: &str, secret: &str) -> anyhow::Resu
         r.status()
     );
     let v: serde_json::Value =
-        serde_json::from_slice(&axum::body::to_bytes(r.into_body(), 1 << 20).await?)?;
+        serde_json::from_slice(&axum::body::to_bytes(r.into_body(), BODY_LIMIT).await?)?;
     Ok(v["token"].as_str().context("token")?.to_owned())
 }
 
@@ -142,18 +212,48 @@ fn read_req(path: &str, token: &str) -> Request<Body> {
         .expect("request")
 }
 
+/// Largest answer read back (a standard page is about 1.3 MB of JSON).
+const BODY_LIMIT: usize = 64 << 20;
+
+/// The paths requested: the same one, or a page at the `i`-th seeded start.
+#[derive(Debug, Clone)]
+enum Paths {
+    Fixed(String),
+    Pages { recording: String, duration: f64 },
+}
+
+impl Paths {
+    fn at(&self, i: usize) -> String {
+        match self {
+            Paths::Fixed(p) => p.clone(),
+            Paths::Pages {
+                recording,
+                duration,
+            } => format!(
+                "/api/recordings/{recording}/window?start={}&{}",
+                crate::service::start_at(i, *duration),
+                crate::service::PAGE
+            ),
+        }
+    }
+}
+
 async fn sequential(
     app: &axum::Router,
-    path: &str,
+    paths: &Paths,
+    from: usize,
     token: &str,
     n: usize,
 ) -> anyhow::Result<(f64, f64)> {
     let mut lat = Vec::with_capacity(n);
-    for _ in 0..n {
+    for i in 0..n {
+        let req = read_req(&paths.at(from + i), token);
         let t = Instant::now();
-        let r = app.clone().oneshot(read_req(path, token)).await?;
-        let _ = axum::body::to_bytes(r.into_body(), 1 << 20).await?;
+        let r = app.clone().oneshot(req).await?;
+        anyhow::ensure!(r.status() == StatusCode::OK, "request: {}", r.status());
+        let body = axum::body::to_bytes(r.into_body(), BODY_LIMIT).await?;
         lat.push(u64::try_from(t.elapsed().as_nanos())?);
+        std::hint::black_box(body);
     }
     lat.sort_unstable();
     Ok((pct(&lat, 0.50), pct(&lat, 0.99)))
@@ -161,25 +261,28 @@ async fn sequential(
 
 async fn throughput(
     app: &axum::Router,
-    path: &str,
+    paths: &Paths,
     token: &str,
     tasks: usize,
     secs: u64,
 ) -> anyhow::Result<u64> {
     let deadline = Instant::now() + Duration::from_secs(secs);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(1_000_000));
     let mut handles = Vec::new();
     for _ in 0..tasks {
-        let (app, path, token) = (app.clone(), path.to_owned(), token.to_owned());
+        let (app, paths, token) = (app.clone(), paths.clone(), token.to_owned());
+        let next = Arc::clone(&next);
         handles.push(tokio::spawn(async move {
             let mut n = 0u64;
             while Instant::now() < deadline {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = app
                     .clone()
-                    .oneshot(read_req(&path, &token))
+                    .oneshot(read_req(&paths.at(i), &token))
                     .await
                     .expect("infallible");
                 assert_eq!(r.status(), StatusCode::OK);
-                let _ = axum::body::to_bytes(r.into_body(), 1 << 20).await;
+                let _ = axum::body::to_bytes(r.into_body(), BODY_LIMIT).await;
                 n += 1;
             }
             n
@@ -216,50 +319,70 @@ async fn run_async(args: &ServiceAuditArgs) -> anyhow::Result<()> {
     settings.http.max_concurrent_requests = 4096;
     let db = Db::open(&dir.path().join("theta.db"))?;
     let trail = Arc::new(TrailSink::open(&settings)?);
-    let base = AppState::new(settings, db)?;
-    let now = chrono::Utc::now();
-    let secret = totp::generate_secret();
-    let hash = password::hash(PASSWORD)?;
-    let keys = base.secrets();
-    let admin = base.db().call_blocking(|c| -> theta_server::Result<_> {
-        let a = accounts::insert(
-            c,
-            &NewAccount {
-                username: "pmartin".into(),
-                first_name: "Paul".into(),
-                last_name: "Martin".into(),
-                email: "pmartin@chu.example.fr".into(),
-                role: Role::Administrator,
-                tenant_id: None,
-                guest_expires_at: None,
-            },
-            &hash,
-            None,
-            false,
-            now,
-        )?;
-        accounts::set_password(c, &a.id, &hash, false, now)?;
-        let sealed = keys.seal_totp(&a.id, &secret)?;
-        c.execute(
-            "UPDATE accounts SET totp_secret = ?2, totp_enabled = 1 WHERE id = ?1",
-            rusqlite::params![a.id, sealed],
-        )?;
-        Ok(a)
-    })?;
+    let requests = args.requests.unwrap_or(match args.endpoint {
+        Endpoint::Window => 400,
+        Endpoint::Account => 5_000,
+    });
+    let (base, paths, username, password, secret) = match args.endpoint {
+        Endpoint::Account => {
+            let base = AppState::new(settings, db)?;
+            let (id, secret) = administrator(&base)?;
+            let path = format!("/api/accounts/{id}");
+            (
+                base,
+                Paths::Fixed(path),
+                "pmartin".to_owned(),
+                PASSWORD.to_owned(),
+                secret,
+            )
+        }
+        Endpoint::Window => {
+            let file = bench_file(args.hours, 32, 256.0)?;
+            warm_page_cache(&file)?;
+            let data = theta_server::data::open_store(&settings).await?;
+            eprintln!("ingesting {} …", file.display());
+            let src = EdfSource::open(&file, ReadOptions::default())?;
+            let report = data
+                .store()
+                .ingest(
+                    src,
+                    IngestOptions {
+                        tenant: TenantId::new(DEMO_TENANT)?,
+                        ..IngestOptions::default()
+                    },
+                )
+                .await?;
+            let recording = report.recording.to_string();
+            let base = AppState::new(settings, db)?.with_data(data);
+            let creds = ensure_interpreter(&base, std::slice::from_ref(&recording))?;
+            (
+                base,
+                Paths::Pages {
+                    recording,
+                    duration: report.duration,
+                },
+                DEMO_USER.to_owned(),
+                creds.password,
+                creds.totp_secret,
+            )
+        }
+    };
     let with_trail = router(
         base.clone()
             .with_audit(Arc::clone(&trail) as Arc<dyn AuditSink>),
     );
     let without = router(base.clone().with_audit(Arc::new(NullSink)));
-    let token = login(&with_trail, "pmartin", &secret).await?;
-    let path = format!("/api/accounts/{}", admin.id);
-    // Warm-up of both paths (SQLite caches, allocator).
-    sequential(&with_trail, &path, &token, 500).await?;
-    sequential(&without, &path, &token, 500).await?;
+    let token = login(&with_trail, &username, &password, &secret).await?;
+    // Warm-up of both paths (SQLite caches, allocator, DSP plans).
+    let warm = (requests / 10).max(20);
+    sequential(&with_trail, &paths, 0, &token, warm).await?;
+    sequential(&without, &paths, warm, &token, warm).await?;
 
     let (mut n50, mut n99, mut t50, mut t99) = (vec![], vec![], vec![], vec![]);
+    let mut from = 2 * warm;
     for round in 0..args.rounds {
-        // Alternate which goes first, so drift affects both alike.
+        // Alternate which goes first, so drift affects both alike; each run asks for pages of
+        // its own (no configuration finds the other's pages in the cache).
         let order = if round % 2 == 0 {
             [false, true]
         } else {
@@ -267,7 +390,8 @@ async fn run_async(args: &ServiceAuditArgs) -> anyhow::Result<()> {
         };
         for audited in order {
             let app = if audited { &with_trail } else { &without };
-            let (p50, p99) = sequential(app, &path, &token, args.requests).await?;
+            let (p50, p99) = sequential(app, &paths, from, &token, requests).await?;
+            from += requests;
             if audited {
                 t50.push(p50);
                 t99.push(p99);
@@ -279,10 +403,10 @@ async fn run_async(args: &ServiceAuditArgs) -> anyhow::Result<()> {
     }
     trail.flush().map_err(anyhow::Error::msg)?;
 
-    let n_none = throughput(&without, &path, &token, args.concurrency, args.seconds).await?;
+    let n_none = throughput(&without, &paths, &token, args.concurrency, args.seconds).await?;
     let before = trail.committed().unwrap_or(0);
     let t = Instant::now();
-    let n_trail = throughput(&with_trail, &path, &token, args.concurrency, args.seconds).await?;
+    let n_trail = throughput(&with_trail, &paths, &token, args.concurrency, args.seconds).await?;
     let flush = Arc::clone(&trail);
     tokio::task::spawn_blocking(move || flush.flush())
         .await?
@@ -295,6 +419,9 @@ async fn run_async(args: &ServiceAuditArgs) -> anyhow::Result<()> {
     );
 
     let res = ServiceAuditResults {
+        endpoint: args.endpoint,
+        requests,
+        rounds: args.rounds,
         none_p50_us: median(n50),
         none_p99_us: median(n99),
         trail_p50_us: median(t50),
@@ -318,9 +445,13 @@ async fn run_async(args: &ServiceAuditArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&res)?);
         return Ok(());
     }
+    let what = match args.endpoint {
+        Endpoint::Window => "GET /api/recordings/{id}/window, standard page",
+        Endpoint::Account => "GET /api/accounts/{id}",
+    };
     println!(
-        "service audit overhead — GET /api/accounts/{{id}} (authenticated read, in-process router), {} rounds x {} requests",
-        args.rounds, args.requests
+        "service audit overhead — {what} (in-process router), {} rounds x {requests} requests",
+        args.rounds
     );
     println!(
         "{:<24} {:>10} {:>10} {:>14}",
