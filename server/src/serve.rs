@@ -158,6 +158,13 @@ pub async fn serve_state(
         let sweep = async {
             loop {
                 sweep_once(&sweeper_state).await;
+                // Incident notifications still owed (the partner was down, or the command line
+                // or a previous run could not finish them) are sent again, once an hour.
+                crate::incidents::Incidents::redeliver_pending(
+                    &sweeper_state,
+                    chrono::Duration::minutes(30),
+                )
+                .await;
                 tokio::time::sleep(SWEEP_EVERY).await;
             }
         };

@@ -520,6 +520,70 @@ impl Incidents {
         }
     }
 
+    /// Sends again every notification still owed (see [`register::pending_notifications`])
+    /// whose last try is older than `older_than`, as `incident.redelivery`, to the webhooks that
+    /// have not acknowledged it; returns how many deliveries succeeded. The service runs it at
+    /// start (a notification the command line could not deliver, or one cut short by a restart)
+    /// and then with its hourly sweep, until the partner acknowledges or the incident is closed.
+    pub async fn redeliver_pending(state: &AppState, older_than: Duration) -> usize {
+        let inc = state.incidents();
+        let before = state.now() - older_than;
+        let pending = match state
+            .db()
+            .call(move |c| register::pending_notifications(c, before))
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "pending incident notifications");
+                return 0;
+            }
+        };
+        let mut delivered = 0;
+        let mut by_incident: std::collections::BTreeMap<String, Vec<String>> =
+            std::collections::BTreeMap::new();
+        for (id, target) in pending {
+            by_incident.entry(id).or_default().push(target);
+        }
+        for (id, targets) in by_incident {
+            let hooks: Vec<Hook> = inc
+                .hooks
+                .iter()
+                .filter(|h| targets.contains(&h.url))
+                .cloned()
+                .collect();
+            if hooks.is_empty() {
+                // The webhook was removed from the configuration: nothing to send it to.
+                continue;
+            }
+            let st = state.clone();
+            let now = move || st.now();
+            let m = state.clone();
+            let outcomes = deliver(
+                state.db(),
+                &hooks,
+                &inc.environment,
+                &id,
+                "incident.redelivery",
+                &now,
+                &|outcome| m.metrics().webhook(outcome),
+            )
+            .await;
+            for o in &outcomes {
+                delivered += usize::from(o.delivered);
+                if o.became_notified {
+                    let mut e =
+                        AuditEvent::service(o.at, AuditAction::IncidentUpdate, SERVICE_ACTOR)
+                            .resource(ResourceKind::Incident, id.clone());
+                    e.actor = Actor::Service(SERVICE_ACTOR.into());
+                    state.audit(e);
+                }
+            }
+        }
+        inc.refresh_metrics(state.now()).await;
+        delivered
+    }
+
     /// Notifies the partners concerned by `id` (in the background, with retries).
     pub fn notify(&self, state: &AppState, id: &str, event: &'static str) {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {

@@ -15,7 +15,8 @@ use crate::http_client::HttpsClient;
 
 /// Header carrying `sha256=<hex HMAC of the body>`.
 pub const SIGNATURE_HEADER: &str = "x-theta-signature";
-/// Header naming the notification (`incident.created`, `incident.escalated`).
+/// Header naming the notification (`incident.created`, `incident.escalated`, or
+/// `incident.redelivery` for one sent again because it was never acknowledged).
 pub const EVENT_HEADER: &str = "x-theta-event";
 /// Longest pause between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -139,7 +140,7 @@ pub struct Payload<'a> {
     /// Always `theta.incident`.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    /// `incident.created` or `incident.escalated`.
+    /// `incident.created`, `incident.escalated` or `incident.redelivery`.
     pub event: &'a str,
     /// The platform's environment tag.
     pub environment: &'a str,

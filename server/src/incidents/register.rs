@@ -571,6 +571,28 @@ pub fn record_notification(
     Ok(became_notified)
 }
 
+/// Webhook deliveries still owed: `(incident id, target)` of incidents not closed whose
+/// notification to `target` was never acknowledged and was last tried before `before` (given up
+/// after its retries, or cut short by a stopped process).
+///
+/// # Errors
+/// Database errors.
+pub fn pending_notifications(
+    conn: &Connection,
+    before: DateTime<Utc>,
+) -> Result<Vec<(String, String)>> {
+    let mut st = conn.prepare(
+        "SELECT n.incident_id, n.target FROM incident_notifications n \
+         JOIN incidents i ON i.id = n.incident_id \
+         WHERE n.delivered_at IS NULL AND i.status <> 'closed' AND n.updated_at < ?1 \
+         ORDER BY n.incident_id, n.target",
+    )?;
+    let rows = st
+        .query_map([to_millis(before)], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
+}
+
 /// Counts for the metrics: open incidents per priority, and un-notified ones whose deadline is
 /// within `warning` (near) or past.
 ///

@@ -773,6 +773,96 @@ async fn thirty_wrong_passwords_lock_the_account_and_open_one_p2_incident_notifi
     assert!(!body.to_string().contains("Guess#"), "no secrets notified");
 }
 
+/// A notification the partner did not acknowledge (its only attempt refused) stays owed: the
+/// incident stays `open`, and the service's redelivery sends it again until it is acknowledged,
+/// then never again.
+#[tokio::test]
+async fn an_unacknowledged_incident_notification_is_sent_again_until_delivered() {
+    use theta_server::incidents::{Detection, Incidents};
+    let (url, ca, got, _rdir) = receiver().await;
+    let app = TestApp::with_settings(|s| {
+        s.incidents.webhooks = vec![WebhookSettings {
+            tenant: "*".into(),
+            url: url.clone(),
+            secret_file: None,
+            ca_file: Some(ca.clone()),
+            max_attempts: 1,
+        }];
+    });
+    let det = Detection::new(
+        Category::Integrity,
+        Priority::P1,
+        app.clock_now(),
+        "a stored chunk failed authentication",
+    );
+    app.state.incidents().report(&app.state, det);
+    app.state.incidents().settle().await;
+    let all = app
+        .db()
+        .call_blocking(|c| register::list(c, &ListFilter::default()))
+        .unwrap();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    let id = all[0].id.clone();
+    let status = |app: &TestApp| {
+        let id = id.clone();
+        app.db()
+            .call_blocking(move |c| register::detail(c, &id))
+            .unwrap()
+            .unwrap()
+    };
+    let d = status(&app);
+    assert_eq!(
+        d.incident.status.code(),
+        "open",
+        "the refused delivery notified nobody"
+    );
+    assert_eq!(d.notifications.len(), 1);
+    assert!(d.notifications[0].delivered_at.is_none());
+    assert_eq!(got.0.lock().unwrap().len(), 1);
+
+    // Too recent to be sent again yet.
+    let n = Incidents::redeliver_pending(&app.state, chrono::Duration::minutes(30)).await;
+    assert_eq!(n, 0);
+    assert_eq!(got.0.lock().unwrap().len(), 1);
+
+    app.clock.advance(chrono::Duration::hours(1));
+    let n = Incidents::redeliver_pending(&app.state, chrono::Duration::minutes(30)).await;
+    assert_eq!(n, 1, "sent again and acknowledged");
+    {
+        let got = got.0.lock().unwrap();
+        assert_eq!(got.len(), 2);
+        let (h, body) = &got[1];
+        assert_eq!(h["x-theta-event"], "incident.redelivery");
+        assert_eq!(body["id"], id.as_str());
+        assert_eq!(body["priority"], "P1");
+    }
+    let d = status(&app);
+    assert_eq!(d.incident.status.code(), "notified");
+    assert!(d.notifications[0].delivered_at.is_some());
+    assert!(
+        d.timeline
+            .iter()
+            .filter(|t| t.kind == "notification")
+            .count()
+            >= 2,
+        "both tries are in the timeline: {:#?}",
+        d.timeline
+    );
+    let updates = app
+        .audit
+        .events()
+        .iter()
+        .filter(|e| e.action == AuditAction::IncidentUpdate)
+        .count();
+    assert!(updates >= 1, "the notification is audited");
+
+    // Owed no more.
+    app.clock.advance(chrono::Duration::hours(1));
+    let n = Incidents::redeliver_pending(&app.state, chrono::Duration::minutes(30)).await;
+    assert_eq!(n, 0);
+    assert_eq!(got.0.lock().unwrap().len(), 2);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Flood: one address throttled, another served.
 
