@@ -46,6 +46,10 @@ pub struct ServiceArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Ask for the page as an Arrow IPC stream (`Accept: application/vnd.apache.arrow.stream`,
+    /// the programmatic clients' form) instead of the viewer's JSON.
+    #[arg(long)]
+    pub arrow: bool,
 }
 
 /// Figures of one concurrency level.
@@ -68,13 +72,17 @@ pub struct Level {
 pub struct ServiceReport {
     /// One line per concurrency level.
     pub levels: Vec<Level>,
-    /// Bytes of one page's JSON answer.
+    /// The page's representation: `json` or `arrow`.
+    pub format: &'static str,
+    /// Bytes of one page's answer.
     pub page_bytes: usize,
     /// Worker threads of the server's runtime.
     pub runtime_threads: usize,
     /// Cores.
     pub cores: usize,
 }
+
+const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
 pub(crate) const PAGE: &str =
     "duration=20&montage=double-banana&highpass=0.5&lowpass=70&notch=50&order=4&px=1920";
@@ -86,6 +94,7 @@ struct Conn {
     sender: Sender,
     authority: String,
     token: Option<String>,
+    accept: Option<&'static str>,
 }
 
 impl Conn {
@@ -102,6 +111,7 @@ impl Conn {
             sender,
             authority: addr.to_string(),
             token: None,
+            accept: None,
         })
     }
 
@@ -117,6 +127,9 @@ impl Conn {
             .header("host", &self.authority);
         if let Some(t) = &self.token {
             b = b.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(a) = self.accept {
+            b = b.header("accept", a);
         }
         let body = match body {
             Some(v) => {
@@ -183,8 +196,8 @@ pub fn run(args: &ServiceArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "window endpoint, standard page ({} bytes of JSON), HTTPS on loopback, {} cores",
-            report.page_bytes, report.cores
+            "window endpoint, standard page ({} bytes of {}), HTTPS on loopback, {} cores",
+            report.page_bytes, report.format, report.cores
         );
         println!(
             "{:>8} {:>9} {:>10} {:>10} {:>12}",
@@ -257,12 +270,30 @@ async fn run_async(args: &ServiceArgs) -> Result<ServiceReport> {
     if s != 200 {
         bail!("window: {s} {}", String::from_utf8_lossy(&body));
     }
-    let page_bytes = body.len();
     let v: Value = serde_json::from_slice(&body)?;
     anyhow::ensure!(
         v["rows"].as_array().map(Vec::len) == Some(18),
         "18 derivations expected"
     );
+    let accept = args.arrow.then_some(ARROW_STREAM);
+    let page_bytes = if args.arrow {
+        probe.accept = accept;
+        let (s, body) = probe
+            .send(
+                "GET",
+                &format!("/api/recordings/{id}/window?start=0&{PAGE}"),
+                None,
+            )
+            .await?;
+        // An IPC stream opens with the continuation marker of its schema message.
+        anyhow::ensure!(
+            s == 200 && body.starts_with(&[0xff, 0xff, 0xff, 0xff]),
+            "arrow window: {s}"
+        );
+        body.len()
+    } else {
+        body.len()
+    };
 
     let mut levels = Vec::new();
     let mut offset = 1usize;
@@ -273,6 +304,7 @@ async fn run_async(args: &ServiceArgs) -> Result<ServiceReport> {
         for _ in 0..clients {
             let mut c = Conn::open(addr, &tls).await?;
             c.token.clone_from(&probe.token);
+            c.accept = accept;
             conns.push(c);
         }
         let next = Arc::new(AtomicUsize::new(0));
@@ -324,6 +356,7 @@ async fn run_async(args: &ServiceArgs) -> Result<ServiceReport> {
     running.stop().await?;
     Ok(ServiceReport {
         levels,
+        format: if args.arrow { "arrow" } else { "json" },
         page_bytes,
         runtime_threads: tokio::runtime::Handle::current().metrics().num_workers(),
         cores: std::thread::available_parallelism().map_or(1, usize::from),

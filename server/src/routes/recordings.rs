@@ -493,7 +493,7 @@ pub(crate) async fn window(
             let bytes = blocking(move || render::view_arrow(&v)).await?;
             Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], bytes).into_response())
         } else {
-            json_response(move || serde_json::to_vec(&render::view_json(&v))).await
+            json_response(move || render::view_json_bytes(&v)).await
         };
     }
     let units = units(q.units.as_deref(), Units::Physical)?;
