@@ -212,8 +212,19 @@ fn tenants() -> Vec<TenantId> {
 }
 
 async fn run(f: &Fixture, format: ExportFormat, out: &str, project: &str) -> PathBuf {
+    run_by(f, format, out, project, &[]).await
+}
+
+async fn run_by(
+    f: &Fixture,
+    format: ExportFormat,
+    out: &str,
+    project: &str,
+    authors: &[&str],
+) -> PathBuf {
     let out = f.root.join(out);
-    let spec = ExportSpec::new("true", format, &out, project);
+    let mut spec = ExportSpec::new("true", format, &out, project);
+    spec.authors = authors.iter().map(|a| (*a).to_owned()).collect();
     let report = export(&f.store, tenants(), &spec, &ExportHooks::default())
         .await
         .expect("export");
@@ -288,7 +299,21 @@ async fn stored_samples(rec: &Recording) -> Vec<Vec<i32>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bids_export_is_pseudonymised_exact_and_valid() {
     let f = fixture().await;
-    let out = run(&f, ExportFormat::Bids, "bids-p1", "epilepsy-2026").await;
+    let out = run_by(
+        &f,
+        ExportFormat::Bids,
+        "bids-p1",
+        "epilepsy-2026",
+        &["Claire Dubois", "Yann Le Gall"],
+    )
+    .await;
+    let description: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("dataset_description.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        description["Authors"],
+        serde_json::json!(["Claire Dubois", "Yann Le Gall"])
+    );
     assert_no_leak(&f, &out);
 
     // Stable within a project (a second export to another folder), unlinkable across projects.
@@ -396,11 +421,15 @@ async fn bids_export_is_pseudonymised_exact_and_valid() {
     assert!(events.contains("[PHONE]") && events.contains("[EMAIL]") && events.contains("[NIR]"));
     assert!(events.contains("eyes closed"));
 
-    bids_validate(&out);
+    let warnings = bids_validate(&out);
+    assert!(
+        !warnings.iter().any(|w| w == "NO_AUTHORS"),
+        "authors were given: {warnings:?}"
+    );
 }
 
-/// Runs the official validator when it can be found.
-fn bids_validate(dir: &Path) {
+/// Runs the official validator when it can be found; returns its warnings' keys.
+fn bids_validate(dir: &Path) -> Vec<String> {
     let required = std::env::var("THETA_REQUIRE_BIDS_VALIDATOR").is_ok_and(|v| v == "1");
     let (program, args): (String, Vec<String>) = match std::env::var("THETA_BIDS_VALIDATOR") {
         Ok(cmd) => (cmd, vec![]),
@@ -422,7 +451,7 @@ fn bids_validate(dir: &Path) {
                 "bids-validator required but {program} failed to start: {e}"
             );
             eprintln!("skipping BIDS validation: {program}: {e}");
-            return;
+            return Vec::new();
         }
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -433,7 +462,7 @@ fn bids_validate(dir: &Path) {
             String::from_utf8_lossy(&output.stderr)
         );
         eprintln!("skipping BIDS validation: no report from {program}");
-        return;
+        return Vec::new();
     };
     let report: serde_json::Value = serde_json::from_str(&stdout[start..]).expect("JSON report");
     let errors = &report["issues"]["errors"];
@@ -442,13 +471,14 @@ fn bids_validate(dir: &Path) {
         0,
         "BIDS validation errors: {errors:#}"
     );
-    let warnings: Vec<&str> = report["issues"]["warnings"]
+    let warnings: Vec<String> = report["issues"]["warnings"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|w| w["key"].as_str())
+        .filter_map(|w| w["key"].as_str().map(str::to_owned))
         .collect();
     eprintln!("BIDS validation passed; warnings: {warnings:?}");
+    warnings
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

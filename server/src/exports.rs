@@ -158,6 +158,9 @@ pub struct JobRequest {
     /// Mains frequency, 50 (default) or 60 Hz.
     #[serde(default = "default_power_line")]
     pub power_line_hz: f64,
+    /// The dataset's authors (BIDS `Authors`).
+    #[serde(default)]
+    pub authors: Vec<String>,
 }
 
 fn default_task() -> String {
@@ -183,6 +186,7 @@ impl JobRequest {
             annotations: TextPolicy::default(),
             task: default_task(),
             power_line_hz: default_power_line(),
+            authors: Vec::new(),
         }
     }
 
@@ -243,6 +247,16 @@ impl JobRequest {
         if self.power_line_hz != 50.0 && self.power_line_hz != 60.0 {
             return Err(Error::invalid("power_line_hz", "50 or 60"));
         }
+        if self.authors.len() > 200
+            || self.authors.iter().any(|a| {
+                a.trim().is_empty() || a.chars().count() > 200 || a.chars().any(char::is_control)
+            })
+        {
+            return Err(Error::invalid(
+                "authors",
+                "at most 200 names of 1 to 200 characters, no control characters",
+            ));
+        }
         Ok(())
     }
 
@@ -252,6 +266,7 @@ impl JobRequest {
         s.annotations = self.annotations;
         s.task = self.task.clone();
         s.power_line_hz = self.power_line_hz;
+        s.authors.clone_from(&self.authors);
         s
     }
 }
@@ -305,6 +320,7 @@ impl Job {
             "annotations": text_code(r.annotations),
             "task": r.task,
             "power_line_hz": r.power_line_hz,
+            "authors": r.authors,
             "state": self.state,
             "cancel_requested": self.cancel_requested,
             "progress": self.progress,
@@ -359,7 +375,7 @@ struct Inner {
 
 const COLUMNS: &str = "id, tenant_id, account_id, project, format, cohort, dates, annotations, \
      task, power_line_hz, state, recordings_total, recordings_done, bytes_total, bytes_done, \
-     report, error, attempts, created_at, started_at, finished_at";
+     report, error, attempts, created_at, started_at, finished_at, authors";
 
 fn corrupt(what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -399,6 +415,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
             annotations,
             task: r.get(8)?,
             power_line_hz: r.get(9)?,
+            authors: serde_json::from_str(&r.get::<_, String>(21)?)
+                .map_err(|_| corrupt("authors"))?,
         },
         state,
         progress: ExportProgress {
@@ -638,7 +656,7 @@ impl ExportJobs {
                 tx.execute(
                     &format!(
                         "INSERT INTO export_jobs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
-                         ?8, ?9, ?10, 'queued', 0, 0, 0, 0, NULL, NULL, 0, ?11, NULL, NULL)"
+                         ?8, ?9, ?10, 'queued', 0, 0, 0, 0, NULL, NULL, 0, ?11, NULL, NULL, ?12)"
                     ),
                     params![
                         row.id,
@@ -652,6 +670,7 @@ impl ExportJobs {
                         r.task,
                         r.power_line_hz,
                         to_millis(row.created_at),
+                        json!(r.authors).to_string(),
                     ],
                 )?;
                 tx.commit()?;
@@ -1042,7 +1061,7 @@ mod tests {
                     &format!(
                         "INSERT INTO export_jobs ({COLUMNS}) VALUES (?1, 't', 'a1', 'p', 'parquet', \
                          'true', 'shift', 'mask', 'clinical', 50.0, ?2, 0, 0, 0, 0, NULL, NULL, 1, \
-                         ?3, NULL, NULL)"
+                         ?3, NULL, NULL, '[]')"
                     ),
                     params![id, st, now],
                 )?;

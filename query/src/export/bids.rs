@@ -324,7 +324,7 @@ pub(crate) fn write_dataset(
     planned: &[Planned],
     spec: &ExportSpec,
 ) -> Result<(), ExportError> {
-    let description = json!({
+    let mut description = json!({
         "Name": spec.project,
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "raw",
@@ -334,6 +334,9 @@ pub(crate) fn write_dataset(
             "Description": "Pseudonymised export: keyed subject ids, shifted or removed dates, masked annotations",
         }],
     });
+    if !spec.authors.is_empty() {
+        description["Authors"] = json!(spec.authors.iter().map(|a| a.trim()).collect::<Vec<_>>());
+    }
     write_atomic(
         &out.join("dataset_description.json"),
         &serde_json::to_vec_pretty(&description).expect("JSON values serialise"),

@@ -76,6 +76,10 @@ pub struct ExportSpec {
     pub task: String,
     /// Mains frequency written to BIDS sidecars, Hz.
     pub power_line_hz: f64,
+    /// The dataset's authors (BIDS `Authors`), as the researchers give them; never taken from
+    /// the recordings. Not part of the settings a resumed export must repeat.
+    #[serde(default)]
+    pub authors: Vec<String>,
 }
 
 impl ExportSpec {
@@ -95,6 +99,7 @@ impl ExportSpec {
             annotations: TextPolicy::Mask,
             task: "clinical".into(),
             power_line_hz: 50.0,
+            authors: Vec::new(),
         }
     }
 }

@@ -37,6 +37,21 @@ fn validate(spec: &ExportSpec) -> Result<(), ExportError> {
             "task label: 1-64 letters and digits (BIDS)".into(),
         ));
     }
+    if spec.authors.len() > MAX_AUTHORS {
+        return Err(ExportError::Invalid(format!(
+            "authors: at most {MAX_AUTHORS}"
+        )));
+    }
+    if let Some(i) = spec.authors.iter().position(|a| {
+        a.trim().is_empty()
+            || a.chars().count() > MAX_AUTHOR_CHARS
+            || a.chars().any(char::is_control)
+    }) {
+        return Err(ExportError::Invalid(format!(
+            "author {}: 1-{MAX_AUTHOR_CHARS} characters, no control characters",
+            i + 1
+        )));
+    }
     if !(spec.power_line_hz.is_finite() && spec.power_line_hz > 0.0 && spec.power_line_hz < 1e3) {
         return Err(ExportError::Invalid(
             "power line frequency: a positive number of hertz (50 or 60)".into(),
@@ -44,6 +59,11 @@ fn validate(spec: &ExportSpec) -> Result<(), ExportError> {
     }
     Ok(())
 }
+
+/// Most authors a dataset description lists.
+const MAX_AUTHORS: usize = 200;
+/// Longest author entry, in characters.
+const MAX_AUTHOR_CHARS: usize = 200;
 
 fn cohort_digest(cohort: &str) -> String {
     use sha2::Digest;

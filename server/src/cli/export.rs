@@ -71,6 +71,10 @@ pub struct ExportArgs {
     /// Mains frequency for the BIDS sidecars, Hz.
     #[arg(long, default_value_t = 50.0)]
     pub power_line: f64,
+    /// An author of the dataset (BIDS `Authors`), e.g. `--author "Claire Dubois"`; repeat for
+    /// each, in order.
+    #[arg(long = "author", value_name = "NAME")]
+    pub authors: Vec<String>,
 }
 
 fn export_error(e: ExportError) -> CliError {
@@ -118,6 +122,7 @@ pub fn run(args: ExportArgs) -> i32 {
         };
         spec.task = args.task;
         spec.power_line_hz = args.power_line;
+        spec.authors = args.authors;
         let store = args.store.open().await?;
         let bar = progress_bar();
         let mut hooks = ExportHooks::default();

@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0002_incidents.sql"),
     ),
     (3, "exports", include_str!("migrations/0003_exports.sql")),
+    (
+        4,
+        "export_authors",
+        include_str!("migrations/0004_export_authors.sql"),
+    ),
 ];
 
 /// A handle to the database; cheap to clone.

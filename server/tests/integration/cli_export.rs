@@ -44,6 +44,10 @@ fn export_real_recordings_resume_and_refuse() {
             o,
             "--project",
             project,
+            "--author",
+            "Claire Dubois",
+            "--author",
+            "Yann Le Gall",
         ])
     };
     let report: Value = serde_json::from_str(&ok(&export(&o, "study-1", "bids", "true"))).unwrap();
@@ -54,7 +58,13 @@ fn export_real_recordings_resume_and_refuse() {
     );
     assert_eq!(report["resumed"], 0);
     assert!(report["raw_mb_per_s"].as_f64().unwrap() > 0.0);
-    assert!(out.join("dataset_description.json").is_file());
+    let description: Value =
+        serde_json::from_slice(&std::fs::read(out.join("dataset_description.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        description["Authors"],
+        serde_json::json!(["Claire Dubois", "Yann Le Gall"])
+    );
     let bdf = crate::support::walk(&out)
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with("_eeg.bdf"))

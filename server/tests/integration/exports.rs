@@ -109,7 +109,8 @@ async fn world() -> World {
 async fn a_researcher_exports_a_cohort_follows_it_and_downloads_the_tar() {
     let w = world().await;
     let app = &w.app;
-    let body = json!({"cohort": "duration_s > 0", "format": "parquet", "project": "etude-2026"});
+    let body = json!({"cohort": "duration_s > 0", "format": "parquet", "project": "etude-2026",
+                      "authors": ["Claire Dubois"]});
 
     // Clear refusals of bad input, naming the field.
     for (bad, field) in [
@@ -128,6 +129,10 @@ async fn a_researcher_exports_a_cohort_follows_it_and_downloads_the_tar() {
         (
             json!({"cohort": "true", "format": "parquet", "project": "p", "task": "rest state"}),
             "task",
+        ),
+        (
+            json!({"cohort": "true", "format": "parquet", "project": "p", "authors": [" "]}),
+            "authors",
         ),
     ] {
         let (s, v) = start(app, &w.rs, A, bad).await;
@@ -158,6 +163,11 @@ async fn a_researcher_exports_a_cohort_follows_it_and_downloads_the_tar() {
     assert_eq!(job["requester"], w.researcher.id.as_str());
     assert_eq!(job["tenant"], A);
     let end = wait_end(app, &w.rs, A, &id).await;
+    assert_eq!(
+        end["authors"],
+        json!(["Claire Dubois"]),
+        "kept with the job: {end}"
+    );
     let dl = format!("/api/tenants/{A}/exports/{id}/download");
     // The output folder is private to the service.
     #[cfg(unix)]
