@@ -275,7 +275,7 @@ pub fn reason_of(e: &ApiError) -> Reason {
         ApiError::PasswordChangeRequired => Reason::PasswordExpired,
         ApiError::Csrf => Reason::CsrfMismatch,
         ApiError::Forbidden { .. } => Reason::InsufficientRole,
-        ApiError::NotFound { .. } => Reason::NotFound,
+        ApiError::NotFound { .. } | ApiError::Gone { .. } => Reason::NotFound,
         ApiError::Conflict { .. } => Reason::Conflict,
         ApiError::TooManyRequests { .. } => Reason::RateLimited,
         ApiError::Locked { .. } => Reason::AccountLocked,

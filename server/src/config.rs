@@ -129,6 +129,7 @@ pub struct Settings {
 /// ```toml
 /// [profiles.prod.exports]
 /// max_concurrent = 1        # jobs exporting at once; further jobs wait queued
+/// retention_days = 30       # outputs of ended jobs are deleted this long after they ended
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -136,11 +137,17 @@ pub struct ExportSettings {
     /// Jobs exporting at once (default 1: an export already uses every core). Further jobs
     /// wait in the `queued` state.
     pub max_concurrent: usize,
+    /// Days an ended job's output (pseudonymised personal data) is kept for download before the
+    /// service deletes it (default 30, 1 to 3650). The job's record stays, with `purged_at`.
+    pub retention_days: u32,
 }
 
 impl Default for ExportSettings {
     fn default() -> Self {
-        Self { max_concurrent: 1 }
+        Self {
+            max_concurrent: 1,
+            retention_days: 30,
+        }
     }
 }
 
@@ -775,6 +782,12 @@ impl Settings {
             return Err(Error::config(
                 here(),
                 "exports.max_concurrent must be at least 1",
+            ));
+        }
+        if !(1..=3650).contains(&self.exports.retention_days) {
+            return Err(Error::config(
+                here(),
+                "exports.retention_days must be 1..=3650",
             ));
         }
         if self.http.body_limit_bytes == 0 || self.http.max_concurrent_requests == 0 {

@@ -164,6 +164,13 @@ pub enum ApiError {
         /// Why.
         reason: String,
     },
+    /// 410: the resource existed but was deleted for good (an export's output after its
+    /// retention period).
+    #[error("gone: {reason}")]
+    Gone {
+        /// What was deleted and why.
+        reason: String,
+    },
     /// 413: the request body is larger than the configured limit.
     #[error("request body too large")]
     PayloadTooLarge,
@@ -222,6 +229,7 @@ impl ApiError {
             | ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Gone { .. } => StatusCode::GONE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Locked { .. } => StatusCode::LOCKED,
@@ -243,6 +251,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::NotFound { .. } => "not_found",
             ApiError::Conflict { .. } => "conflict",
+            ApiError::Gone { .. } => "gone",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::TooManyRequests { .. } => "rate_limited",
             ApiError::Locked { .. } => "account_locked",

@@ -300,6 +300,8 @@ pub struct Job {
     pub finished_at: Option<DateTime<Utc>>,
     /// A cancellation was asked and the running export has not stopped yet.
     pub cancel_requested: bool,
+    /// When the output was deleted at the end of its retention period (`None` while kept).
+    pub purged_at: Option<DateTime<Utc>>,
 }
 
 impl Job {
@@ -330,6 +332,7 @@ impl Job {
             "created_at": ts(&Some(self.created_at)),
             "started_at": ts(&self.started_at),
             "finished_at": ts(&self.finished_at),
+            "purged_at": ts(&self.purged_at),
             "download": (self.state == JobState::Done).then(|| format!(
                 "/api/tenants/{}/exports/{}/download", self.tenant_id, self.id
             )),
@@ -369,13 +372,14 @@ pub struct ExportJobs {
 struct Inner {
     db: Db,
     root: PathBuf,
+    retention: chrono::Duration,
     slots: Arc<Semaphore>,
     live: Mutex<HashMap<String, Arc<Live>>>,
 }
 
 const COLUMNS: &str = "id, tenant_id, account_id, project, format, cohort, dates, annotations, \
      task, power_line_hz, state, recordings_total, recordings_done, bytes_total, bytes_done, \
-     report, error, attempts, created_at, started_at, finished_at, authors";
+     report, error, attempts, created_at, started_at, finished_at, authors, purged_at";
 
 fn corrupt(what: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -431,6 +435,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
         created_at: from_millis(r.get(18)?),
         started_at: r.get::<_, Option<i64>>(19)?.map(from_millis),
         finished_at: r.get::<_, Option<i64>>(20)?.map(from_millis),
+        purged_at: r.get::<_, Option<i64>>(22)?.map(from_millis),
         cancel_requested: false,
     })
 }
@@ -538,6 +543,7 @@ impl ExportJobs {
             inner: Arc::new(Inner {
                 db,
                 root: settings.data_dir.join("exports"),
+                retention: chrono::Duration::days(i64::from(settings.exports.retention_days)),
                 slots: Arc::new(Semaphore::new(settings.exports.max_concurrent.max(1))),
                 live: Mutex::default(),
             }),
@@ -547,6 +553,67 @@ impl ExportJobs {
     /// The output folder of a job.
     pub fn output_dir(&self, id: &str) -> PathBuf {
         self.inner.root.join(id)
+    }
+
+    /// Deletes the output of every job that ended (done, failed or cancelled) longer ago than
+    /// the retention period, and marks it `purged_at`; returns those jobs. Pseudonymised data is
+    /// still personal data: it is kept for the researcher to download, not for ever. Interrupted
+    /// jobs keep their partial output (a restart resumes them); a restarted job is kept afresh.
+    ///
+    /// # Errors
+    /// [`Error::Db`]; [`Error::Io`] when a folder cannot be removed (that job stays unmarked and
+    /// is tried again at the next sweep).
+    pub async fn purge_expired(&self, now: DateTime<Utc>) -> Result<Vec<Job>> {
+        let before = to_millis(now - self.inner.retention);
+        let due: Vec<Job> = self
+            .inner
+            .db
+            .call(move |c| -> Result<Vec<Job>> {
+                let mut st = c.prepare(&format!(
+                    "SELECT {COLUMNS} FROM export_jobs WHERE state IN ('done', 'failed', 'cancelled') \
+                     AND purged_at IS NULL AND finished_at IS NOT NULL AND finished_at < ?1 \
+                     ORDER BY finished_at"
+                ))?;
+                let jobs = st
+                    .query_map([before], from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(jobs)
+            })
+            .await?;
+        let mut purged = Vec::with_capacity(due.len());
+        let mut first_error = None;
+        for mut job in due {
+            let dir = self.output_dir(&job.id);
+            match tokio::fs::remove_dir_all(&dir).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    first_error.get_or_insert(Error::io(&dir, e));
+                    continue;
+                }
+            }
+            let id = job.id.clone();
+            let at = to_millis(now);
+            self.inner
+                .db
+                .call(move |c| -> Result<usize> {
+                    Ok(c.execute(
+                        "UPDATE export_jobs SET purged_at = ?2 WHERE id = ?1 AND purged_at IS NULL",
+                        rusqlite::params![id, at],
+                    )?)
+                })
+                .await?;
+            job.purged_at = Some(now);
+            purged.push(job);
+        }
+        match first_error {
+            Some(e) if purged.is_empty() => Err(e),
+            Some(e) => {
+                tracing::error!(error = %e, "an export output could not be deleted; retried at the next sweep");
+                Ok(purged)
+            }
+            None => Ok(purged),
+        }
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Live>>> {
@@ -636,6 +703,7 @@ impl ExportJobs {
             started_at: None,
             finished_at: None,
             cancel_requested: false,
+            purged_at: None,
         };
         let row = job.clone();
         let inserted = self
@@ -656,7 +724,7 @@ impl ExportJobs {
                 tx.execute(
                     &format!(
                         "INSERT INTO export_jobs ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
-                         ?8, ?9, ?10, 'queued', 0, 0, 0, 0, NULL, NULL, 0, ?11, NULL, NULL, ?12)"
+                         ?8, ?9, ?10, 'queued', 0, 0, 0, 0, NULL, NULL, 0, ?11, NULL, NULL, ?12, NULL)"
                     ),
                     params![
                         row.id,
@@ -741,7 +809,8 @@ impl ExportJobs {
             .db
             .call(move |c| -> Result<usize> {
                 Ok(c.execute(
-                    "UPDATE export_jobs SET state = 'queued', error = NULL, finished_at = NULL \
+                    "UPDATE export_jobs SET state = 'queued', error = NULL, finished_at = NULL, \
+                 purged_at = NULL \
                      WHERE id = ?1 AND state IN ('interrupted', 'failed', 'cancelled')",
                     [iid],
                 )?)
@@ -1061,7 +1130,7 @@ mod tests {
                     &format!(
                         "INSERT INTO export_jobs ({COLUMNS}) VALUES (?1, 't', 'a1', 'p', 'parquet', \
                          'true', 'shift', 'mask', 'clinical', 50.0, ?2, 0, 0, 0, 0, NULL, NULL, 1, \
-                         ?3, NULL, NULL, '[]')"
+                         ?3, NULL, NULL, '[]', NULL)"
                     ),
                     params![id, st, now],
                 )?;

@@ -160,6 +160,7 @@ pub async fn serve_state(
                 sweep_once(&sweeper_state).await;
                 // Incident notifications still owed (the partner was down, or the command line
                 // or a previous run could not finish them) are sent again, once an hour.
+                purge_exports(&sweeper_state).await;
                 crate::incidents::Incidents::redeliver_pending(
                     &sweeper_state,
                     chrono::Duration::minutes(30),
@@ -231,6 +232,23 @@ async fn metrics_listener(state: &AppState, at: SocketAddr) -> Result<tokio::tas
             tracing::error!(error = %e, "metrics listener failed");
         }
     }))
+}
+
+/// Deletes the outputs of export jobs past their retention period and audits each deletion
+/// (`export.purge`, by the service, with the job's tenant).
+pub async fn purge_exports(state: &AppState) {
+    let now = state.now();
+    match state.exports().purge_expired(now).await {
+        Ok(jobs) => {
+            for job in jobs {
+                let mut e = AuditEvent::service(now, AuditAction::ExportPurge, "exports")
+                    .resource(ResourceKind::Export, job.id.clone());
+                e.tenant_id = Some(job.tenant_id.clone());
+                state.audit(e);
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "export retention sweep failed"),
+    }
 }
 
 /// Disables lapsed accounts and audits each.

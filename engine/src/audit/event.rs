@@ -163,6 +163,8 @@ coded_enum! {
         ExportCancel => "export.cancel",
         /// An interrupted, failed or cancelled research export job was restarted (it resumes).
         ExportRestart => "export.restart",
+        /// A research export's output was deleted at the end of its retention period.
+        ExportPurge => "export.purge",
     }
 }
 

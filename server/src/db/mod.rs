@@ -25,8 +25,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "exports", include_str!("migrations/0003_exports.sql")),
     (
         4,
-        "export_authors",
-        include_str!("migrations/0004_export_authors.sql"),
+        "export_authors_retention",
+        include_str!("migrations/0004_export_authors_retention.sql"),
     ),
 ];
 

@@ -194,6 +194,15 @@ pub(crate) async fn download(
     ctx.authorize(Action::ExportPseudonymised, &tenant(&tenant_id))?;
     let r = async {
         let job = own_job(&state, &ctx, &tenant_id, &job_id).await?;
+        if let Some(at) = job.purged_at {
+            return Err(ApiError::Gone {
+                reason: format!(
+                    "the output of export {job_id} was deleted on {} at the end of its retention \
+                     period; restart the job to export again",
+                    at.format("%Y-%m-%d")
+                ),
+            });
+        }
         if job.state != JobState::Done {
             return Err(ApiError::Conflict {
                 reason: format!(

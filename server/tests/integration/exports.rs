@@ -321,6 +321,42 @@ async fn a_researcher_exports_a_cohort_follows_it_and_downloads_the_tar() {
             .iter()
             .any(|e| e.outcome == Outcome::Failure && e.reason == Some(Reason::Conflict)),
     );
+
+    // Retention: the output is kept 30 days (the default) after the job ended, then deleted by
+    // the service's sweep and audited; the job's record stays, and its download is gone.
+    let dir = app.dir.path().join("exports").join(&id);
+    app.clock.advance(chrono::Duration::days(29));
+    theta_server::serve::purge_exports(&app.state).await;
+    assert!(dir.is_dir(), "kept within the retention period");
+    assert!(events(app, AuditAction::ExportPurge).is_empty());
+    app.clock.advance(chrono::Duration::days(2));
+    theta_server::serve::purge_exports(&app.state).await;
+    assert!(!dir.exists(), "deleted after it");
+    let purges = events(app, AuditAction::ExportPurge);
+    assert_eq!(purges.len(), 1, "{purges:?}");
+    assert_eq!(purges[0].resource, Some((ResourceKind::Export, id.clone())));
+    assert_eq!(purges[0].tenant_id.as_deref(), Some(A));
+    let rs = app.login(&w.researcher).await;
+    let (s, _, v) = app.send(req(Method::GET, &dl, Some(&rs.token), None)).await;
+    assert_eq!(s, StatusCode::GONE, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("retention"), "{v}");
+    let (s, _, job) = app
+        .send(req(
+            Method::GET,
+            &format!("/api/tenants/{A}/exports/{id}"),
+            Some(&rs.token),
+            None,
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{job}");
+    assert!(job["purged_at"].is_string(), "{job}");
+    assert_eq!(job["state"], "done", "{job}");
+    theta_server::serve::purge_exports(&app.state).await;
+    assert_eq!(
+        events(app, AuditAction::ExportPurge).len(),
+        1,
+        "purged once"
+    );
 }
 
 #[tokio::test]
