@@ -30,8 +30,9 @@ impl ReadOptions {
     }
 }
 
-/// One annotation of an EDF+/BDF+ file.
-#[derive(Debug, Clone, PartialEq)]
+/// One annotation: of an EDF+/BDF+ file as read, of any sample source at ingest, and the text of
+/// a stored annotation (`store::Annotation` is this type).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Annotation {
     /// Seconds from [`EdfHeader::start`] (the sub-second start already removed); may be
     /// negative.

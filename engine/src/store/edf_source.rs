@@ -150,15 +150,6 @@ impl SampleSource for EdfSource {
         Ok(Some(self.buf.onset()))
     }
     fn take_annotations(&mut self) -> Result<Vec<Annotation>, SourceError> {
-        Ok(self
-            .reader
-            .annotations()
-            .iter()
-            .map(|a| Annotation {
-                onset: a.onset,
-                duration: a.duration,
-                text: a.text.clone(),
-            })
-            .collect())
+        Ok(self.reader.annotations().to_vec())
     }
 }

@@ -101,16 +101,9 @@ pub struct SourceHeader {
     pub fields: BTreeMap<String, String>,
 }
 
-/// An annotation: onset in seconds from the recording start, optional duration, text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Annotation {
-    /// Onset in seconds from the recording start.
-    pub onset: f64,
-    /// Duration in seconds, if given.
-    pub duration: Option<f64>,
-    /// Text (may be empty).
-    pub text: String,
-}
+/// An annotation: onset in seconds from the recording start, optional duration, text. One type
+/// with the EDF reader's, so a file's annotations reach the store as they were read.
+pub use crate::edf::Annotation;
 
 /// A recording to ingest, read record by record so that it never has to fit in memory.
 ///
