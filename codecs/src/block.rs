@@ -430,7 +430,7 @@ fn encode_predictive(
             scratch.u.clear();
             predict::fixed_residuals(&y, 2, 1, &mut scratch.u);
             scored.push((
-                rice::estimate_bits_fast(&scratch.u) + 8 * head.len() as u64,
+                rice::estimate_bits_fast(&scratch.u, scratch.isa) + 8 * head.len() as u64,
                 t,
             ));
         }
@@ -486,13 +486,17 @@ fn choose_predictor(
     // (estimated bits including the predictor header, predictor, residuals)
     let mut ranked: Vec<(u64, Predictor, Vec<u32>)> = Vec::with_capacity(8);
     // Fixed orders: the residual sum ranks them well enough; size the two smallest.
-    let sums = predict::fixed_sums(y);
+    let sums = predict::fixed_sums(y, isa);
     let mut orders = [0u8, 1, 2, 3, 4];
     orders.sort_by_key(|&o| sums[usize::from(o)]);
     for &o in &orders[..2] {
         let mut u = scratch.take_buffer(n);
         predict::fixed_residuals(y, usize::from(o), 1, &mut u);
-        ranked.push((8 + rice::estimate_bits_fast(&u), Predictor::Fixed(o), u));
+        ranked.push((
+            8 + rice::estimate_bits_fast(&u, isa),
+            Predictor::Fixed(o),
+            u,
+        ));
     }
     let max_order = opts.max_lpc_order.min(predict::MAX_LPC_ORDER).min(n / 4);
     if max_order >= 1 && n >= 32 {
@@ -533,7 +537,7 @@ fn choose_predictor(
                 let pred = Predictor::Lpc(lpc);
                 let mut u = scratch.take_buffer(n);
                 predict::residuals(y, &pred, &mut u, isa);
-                ranked.push((head + rice::estimate_bits_fast(&u), pred, u));
+                ranked.push((head + rice::estimate_bits_fast(&u, isa), pred, u));
             }
         }
     }
@@ -553,7 +557,7 @@ fn choose_predictor(
             Predictor::Fixed(_) => 1,
             Predictor::Lpc(l) => 5 + bits::packed_bytes(l.coefs.len(), l.precision),
         };
-        let (res_bytes, plan) = rice::planned(&u);
+        let (res_bytes, plan) = rice::planned(&u, isa);
         let bytes = head + res_bytes;
         if best.as_ref().is_none_or(|b| bytes < b.0) {
             if let Some(old) = best.replace((bytes, pred, u, plan)) {

@@ -1,4 +1,5 @@
-//! Runtime selection of the instruction set for the hot kernels.
+//! Runtime selection of the instruction set for the hot kernels (the decoder's, and the
+//! encoder's estimators).
 //!
 //! Each kernel is written once as plain Rust (an `#[inline(always)]` body in its own module) and
 //! instantiated here twice: for the baseline target, and inside a function compiled with AVX2,
@@ -129,4 +130,19 @@ multiversion! {
 multiversion! {
     /// Autocorrelation for LPC analysis (see `predict::analysis::autocorrelation_body`).
     fn autocorrelation(x: &[f64], ac: &mut [f64]) = crate::predict::analysis::autocorrelation_body;
+}
+
+multiversion! {
+    /// Fast size estimate of a residual section (see `rice::estimate_body`).
+    fn rice_estimate(u: &[u32]) -> u64 = crate::rice::estimate_body;
+}
+
+multiversion! {
+    /// Layout and exact size of a residual section (see `rice::plan`).
+    fn rice_plan(u: &[u32]) -> (u64, crate::rice::Plan) = crate::rice::plan;
+}
+
+multiversion! {
+    /// Residual sums of the fixed orders (see `predict::fixed_sums_body`).
+    fn fixed_sums(y: &[i32]) -> [u64; 5] = crate::predict::fixed_sums_body;
 }

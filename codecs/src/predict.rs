@@ -149,7 +149,13 @@ pub(crate) fn fixed_residuals(y: &[i32], order: usize, from: usize, out: &mut Ve
 ///
 /// The order-`o` residual is the `o`-th wrapping difference, so all five come from one window
 /// of five samples.
-pub(crate) fn fixed_sums(y: &[i32]) -> [u64; 5] {
+pub(crate) fn fixed_sums(y: &[i32], isa: Isa) -> [u64; 5] {
+    crate::dispatch::fixed_sums(isa, y)
+}
+
+/// Body of [`fixed_sums`].
+#[inline(always)]
+pub(crate) fn fixed_sums_body(y: &[i32]) -> [u64; 5] {
     let mut sums = [0u64; 5];
     let n = y.len();
     // Warm-up samples (t < 4) use lower orders: the general routine on the first samples.
@@ -712,7 +718,8 @@ mod tests {
                 .collect(),
         );
         for y in cases {
-            let sums = fixed_sums(&y);
+            let sums = fixed_sums(&y, Isa::detect());
+            assert_eq!(sums, fixed_sums(&y, Isa::baseline()));
             for o in 0..=4 {
                 let mut u = Vec::new();
                 fixed_residuals(&y, o, 1, &mut u);

@@ -41,7 +41,7 @@ pub(crate) struct Plan {
 }
 
 /// Rice parameter minimising `len·(k+1) + Σ(u >> k)` estimated from the sum of `len` values.
-#[inline]
+#[inline(always)]
 fn k_from_sum(sum: u64, len: u64) -> u32 {
     if sum < len {
         0
@@ -55,7 +55,7 @@ fn k_from_sum(sum: u64, len: u64) -> u32 {
 
 /// Estimated bits of a partition of `len` values summing to `sum` coded with parameter `k`:
 /// `Σ(u >> k)` is about `sum / 2^k` minus half a unit per value for the dropped low bits.
-#[inline]
+#[inline(always)]
 fn est_bits(sum: u64, len: u64, k: u32) -> u64 {
     let q = if k == 0 {
         sum
@@ -65,6 +65,7 @@ fn est_bits(sum: u64, len: u64, k: u32) -> u64 {
     len * (u64::from(k) + 1) + q
 }
 
+#[inline(always)]
 fn est_partition(sum: u64, len: u64, zero: bool) -> u64 {
     if zero {
         return u64::from(K_BITS);
@@ -80,17 +81,20 @@ fn est_partition(sum: u64, len: u64, zero: bool) -> u64 {
 
 /// Partition sums at the finest level, with values clipped at `clip` (an outlier costs an
 /// escape, about the same whatever its size, so it must not drag the estimates up).
+#[inline(always)]
 fn fine_sums(u: &[u32], sums: &mut Vec<(u64, bool)>) -> u64 {
     let total: u64 = u.iter().map(|&v| u64::from(v)).sum();
     let k_mean = k_from_sum(total, u.len().max(1) as u64);
     let clip = u64::from(COST_CAP_Q) << k_mean;
+    let clip32 = clip.min(u64::from(u32::MAX)) as u32;
     let fine = 1usize << MIN_PARTITION_SHIFT;
     sums.clear();
     sums.extend(u.chunks(fine).map(|part| {
         let mut s = 0u64;
         let mut any = 0u32;
         for &v in part {
-            s += u64::from(v).min(clip);
+            // min in u32 (the same value: v < 2^32), which vectorises.
+            s += u64::from(v.min(clip32));
             any |= v;
         }
         (s, any == 0)
@@ -99,6 +103,7 @@ fn fine_sums(u: &[u32], sums: &mut Vec<(u64, bool)>) -> u64 {
 }
 
 /// Estimated bits and partition shift of the cheapest level, from the finest sums.
+#[inline(always)]
 fn best_level(m: usize, sums: &mut Vec<(u64, bool)>) -> (u64, u32) {
     let top = bit_len((m.max(1) - 1) as u32).max(MIN_PARTITION_SHIFT);
     let mut shift = MIN_PARTITION_SHIFT;
@@ -138,7 +143,13 @@ fn best_level(m: usize, sums: &mut Vec<(u64, bool)>) -> (u64, u32) {
 
 /// Estimated size in bits of the residual section (within a few tenths of a percent); used to
 /// rank candidate predictors before sizing the winners exactly.
-pub(crate) fn estimate_bits_fast(u: &[u32]) -> u64 {
+pub(crate) fn estimate_bits_fast(u: &[u32], isa: Isa) -> u64 {
+    crate::dispatch::rice_estimate(isa, u)
+}
+
+/// Body of [`estimate_bits_fast`].
+#[inline(always)]
+pub(crate) fn estimate_body(u: &[u32]) -> u64 {
     if u.is_empty() {
         return 0;
     }
@@ -148,7 +159,8 @@ pub(crate) fn estimate_bits_fast(u: &[u32]) -> u64 {
 }
 
 /// Bits of the chosen layout, and the layout.
-fn plan(u: &[u32]) -> (u64, Plan) {
+#[inline(always)]
+pub(crate) fn plan(u: &[u32]) -> (u64, Plan) {
     let m = u.len();
     let mut sums = Vec::with_capacity(m.div_ceil(1 << MIN_PARTITION_SHIFT));
     let clip = fine_sums(u, &mut sums);
@@ -159,8 +171,9 @@ fn plan(u: &[u32]) -> (u64, Plan) {
     for part in u.chunks(size) {
         let mut sum = 0u64;
         let mut any = 0u32;
+        let clip32 = clip.min(u64::from(u32::MAX)) as u32;
         for &v in part {
-            sum += u64::from(v).min(clip);
+            sum += u64::from(v.min(clip32));
             any |= v;
         }
         if any == 0 {
@@ -169,32 +182,55 @@ fn plan(u: &[u32]) -> (u64, Plan) {
         }
         let len = part.len() as u64;
         let k0 = k_from_sum(sum, len);
+        // The four candidates k0-2..=k0+1 (clamped, so duplicates tie and the smaller k wins)
+        // costed in one pass. Each term is at most COST_CAP_Q and a block holds at most 2^20
+        // values, so u32 sums cannot overflow.
+        let (k_lo, k_hi) = (k0.saturating_sub(2), (k0 + 1).min(MAX_K));
+        let kk: [u32; 4] = std::array::from_fn(|j| (k_lo + j as u32).min(k_hi));
+        let mut acc = [0u32; 4];
+        for &v in part {
+            for j in 0..4 {
+                acc[j] += (v >> kk[j]).min(COST_CAP_Q);
+            }
+        }
         let mut best = (u64::MAX, k0);
-        for k in k0.saturating_sub(2)..=(k0 + 1).min(MAX_K) {
-            let c: u64 = part
-                .iter()
-                .map(|&v| u64::from((v >> k).min(COST_CAP_Q)))
-                .sum::<u64>()
-                + len * u64::from(k);
+        for j in 0..4 {
+            let c = u64::from(acc[j]) + len * u64::from(kk[j]);
             if c < best.0 {
-                best = (c, k);
+                best = (c, kk[j]);
             }
         }
         ks.push(best.1);
     }
-    // Escape threshold from the histogram of quotients.
-    let mut hist = [0u64; 257];
+    // Escape threshold from the histogram of quotients. Most quotients are 0–2, so one
+    // histogram would make every increment wait on the previous one to the same bucket: four
+    // interleaved histograms, summed after (counts fit u32: at most 2^20 values).
+    let mut hists = [[0u32; 257]; 4];
     let mut max_q = 0u32;
+    let mut low = 0u64;
     for (part, &k) in u.chunks(size).zip(&ks) {
         if k == ZERO_PARTITION {
             continue;
         }
-        for &v in part {
-            let q = v >> k;
-            max_q = max_q.max(q);
-            hist[q.min(256) as usize] += 1;
+        low += part.len() as u64 * u64::from(k);
+        let mut pmax = 0u32;
+        let mut quads = part.chunks_exact(4);
+        for q4 in &mut quads {
+            for (h, &v) in hists.iter_mut().zip(q4) {
+                let q = v >> k;
+                pmax = pmax.max(q);
+                h[q.min(256) as usize] += 1;
+            }
         }
+        for &v in quads.remainder() {
+            let q = v >> k;
+            pmax = pmax.max(q);
+            hists[0][q.min(256) as usize] += 1;
+        }
+        max_q = max_q.max(pmax);
     }
+    let hist: [u64; 257] =
+        std::array::from_fn(|q| hists.iter().map(|h| u64::from(h[q])).sum::<u64>());
     let total_q: u64 = hist.iter().sum();
     // cost(t) = Σ min(q, t) + count(q ≥ t) · w(t) (+ the terminating ones, the same for all t).
     let mut best = (u64::MAX, 255u32, 0u32);
@@ -220,10 +256,35 @@ fn plan(u: &[u32]) -> (u64, Plan) {
         q_esc,
         w_exc,
     };
-    (exact_bits(u, &plan), plan)
+    // Exact size from the histogram (q_esc ≤ 255, so the last bucket is all escapes).
+    let mut unary = 0u64;
+    let mut n_exc = 0u64;
+    for (q, &h) in hist.iter().enumerate() {
+        let q = q as u32;
+        if q >= q_esc {
+            n_exc += h;
+        }
+        unary += h * (u64::from(q.min(q_esc)) + 1);
+    }
+    let bits = section_bits(&plan, low, unary, n_exc);
+    debug_assert_eq!(bits, exact_bits(u, &plan));
+    (bits, plan)
 }
 
-/// Exact size in bits of a residual section written with `plan`, headers included.
+/// Size in bits of a section with these totals, headers included.
+fn section_bits(plan: &Plan, low: u64, unary: u64, n_exc: u64) -> u64 {
+    let header = 8 * (1 + 2 + varint_len(n_exc as u32)) as u64;
+    let kbits = (plan.ks.len() as u64 * u64::from(K_BITS)).div_ceil(8) * 8;
+    header
+        + kbits
+        + (n_exc * u64::from(plan.w_exc)).div_ceil(8) * 8
+        + low.div_ceil(8) * 8
+        + unary.div_ceil(8) * 8
+}
+
+/// Exact size in bits of a residual section written with `plan`, headers included (the slow
+/// reference for the histogram-based count in [`plan`]).
+#[cfg_attr(not(debug_assertions), allow(dead_code))]
 fn exact_bits(u: &[u32], plan: &Plan) -> u64 {
     let size = 1usize << plan.shift;
     let mut low = 0u64;
@@ -244,13 +305,7 @@ fn exact_bits(u: &[u32], plan: &Plan) -> u64 {
             }
         }
     }
-    let header = 8 * (1 + 2 + varint_len(n_exc as u32)) as u64;
-    let kbits = (plan.ks.len() as u64 * u64::from(K_BITS)).div_ceil(8) * 8;
-    header
-        + kbits
-        + (n_exc * u64::from(plan.w_exc)).div_ceil(8) * 8
-        + low.div_ceil(8) * 8
-        + unary.div_ceil(8) * 8
+    section_bits(plan, low, unary, n_exc)
 }
 
 fn varint_len(v: u32) -> usize {
@@ -259,11 +314,11 @@ fn varint_len(v: u32) -> usize {
 
 /// Exact size in bytes of the residual section, and the layout that achieves it (to pass to
 /// [`write`]).
-pub(crate) fn planned(u: &[u32]) -> (usize, Option<Plan>) {
+pub(crate) fn planned(u: &[u32], isa: Isa) -> (usize, Option<Plan>) {
     if u.is_empty() {
         return (0, None);
     }
-    let (bits, plan) = plan(u);
+    let (bits, plan) = crate::dispatch::rice_plan(isa, u);
     (bits.div_ceil(8) as usize, Some(plan))
 }
 
@@ -625,7 +680,7 @@ mod tests {
     fn round_trip(u: &[u32]) -> usize {
         let mut out = Vec::new();
         write(u, None, &mut out);
-        assert_eq!(out.len(), planned(u).0, "estimate is exact");
+        assert_eq!(out.len(), planned(u, Isa::detect()).0, "estimate is exact");
         let mut c = Cursor::new(&out, 0);
         let mut got = vec![0i32; u.len()];
         read(&mut c, &mut got, Isa::detect(), &mut Vec::new()).unwrap();
