@@ -20,9 +20,11 @@ pub(crate) const MAX_BLOCK_SAMPLES: usize = 1 << 20;
 pub(crate) const MAX_HEADER_BYTES: usize = 5;
 /// Bytes of a verbatim body before the packed values: bit width and a zig-zag varint base.
 const VERBATIM_PREFIX_BYTES: usize = 1 + 4;
-/// Samples the zstd fallback is first tried on (a quarter of a typical block): whole-block
-/// attempts only when this prefix compresses within 25 % of the best candidate.
-const ZSTD_PROBE_SAMPLES: usize = 2048;
+/// Samples the zstd fallback is first tried on (an eighth of a typical block): whole-block
+/// attempts only when this prefix compresses within 25 % of the best candidate. Measured on the
+/// real recordings: 1024 picks exactly the blocks 2048 did (same bytes) in half the time; 512
+/// misses every block zstd wins.
+const ZSTD_PROBE_SAMPLES: usize = 1024;
 /// Tag bit selecting 24-bit samples.
 const TAG_WIDTH_24: u8 = 0x10;
 /// Tag bits that must be zero in version 1.

@@ -355,21 +355,57 @@ pub(crate) fn write(u: &[u32], plan: Option<Plan>, out: &mut Vec<u8>) {
         w.write(e, plan.w_exc);
     }
     w.finish();
+    // The writer's state is one serial chain per call, so small fields go in twos and fours
+    // (the same bits in the same order).
     let mut w = BitWriter::new(out);
     for (part, &k) in u.chunks(size).zip(&plan.ks) {
         if k != ZERO_PARTITION && k > 0 {
             let mask = (1u32 << k) - 1;
-            for &v in part {
-                w.write(v & mask, k);
+            if k <= 8 {
+                let mut quads = part.chunks_exact(4);
+                for q in &mut quads {
+                    let v = (q[0] & mask)
+                        | (q[1] & mask) << k
+                        | (q[2] & mask) << (2 * k)
+                        | (q[3] & mask) << (3 * k);
+                    w.write(v, 4 * k);
+                }
+                for &v in quads.remainder() {
+                    w.write(v & mask, k);
+                }
+            } else if k <= 16 {
+                let mut pairs = part.chunks_exact(2);
+                for p in &mut pairs {
+                    w.write((p[0] & mask) | (p[1] & mask) << k, 2 * k);
+                }
+                for &v in pairs.remainder() {
+                    w.write(v & mask, k);
+                }
+            } else {
+                for &v in part {
+                    w.write(v & mask, k);
+                }
             }
         }
     }
     w.finish();
     let mut w = BitWriter::new(out);
+    let q_esc = plan.q_esc;
     for (part, &k) in u.chunks(size).zip(&plan.ks) {
         if k != ZERO_PARTITION {
-            for &v in part {
-                w.write_unary((v >> k).min(plan.q_esc));
+            let mut pairs = part.chunks_exact(2);
+            for p in &mut pairs {
+                let (a, b) = ((p[0] >> k).min(q_esc), (p[1] >> k).min(q_esc));
+                if a < 15 && b < 15 {
+                    // `a` zeros, a one, `b` zeros, a one: at most 32 bits.
+                    w.write((1 << a) | (1 << (a + 1 + b)), a + b + 2);
+                } else {
+                    w.write_unary(a);
+                    w.write_unary(b);
+                }
+            }
+            for &v in pairs.remainder() {
+                w.write_unary((v >> k).min(q_esc));
             }
         }
     }

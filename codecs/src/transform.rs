@@ -74,7 +74,18 @@ pub(crate) fn candidates(x: &[i32]) -> Vec<Transform> {
     let x0 = x[0];
     let mut g = 0u32;
     for &v in x {
-        g = gcd(g, v.abs_diff(x0));
+        let d = v.abs_diff(x0);
+        // Most steps are multiples of the divisor found so far: test that with a mask (powers
+        // of two, the common case) before paying for Euclid's divisions.
+        let divides = if g.is_power_of_two() {
+            d & (g - 1) == 0
+        } else {
+            g != 0 && d % g == 0
+        };
+        if divides {
+            continue;
+        }
+        g = gcd(g, d);
         if g == 1 {
             break;
         }
