@@ -646,6 +646,17 @@ pub(crate) struct DecodeScratch {
     run_values: Vec<i32>,
     run_lens: Vec<i32>,
     bytes: Vec<u8>,
+    /// A zstd context, made on first use (making one costs more than a small frame's decode).
+    zstd: Option<ZstdDecompressor>,
+}
+
+/// A reusable zstd decompression context.
+pub(crate) struct ZstdDecompressor(zstd::bulk::Decompressor<'static>);
+
+impl std::fmt::Debug for ZstdDecompressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ZstdDecompressor")
+    }
 }
 
 /// Decodes a whole block into `out`, which has room for the header's sample count.
@@ -820,8 +831,13 @@ fn decode_body(
             let mut raw = std::mem::take(&mut scratch.bytes);
             raw.clear();
             raw.reserve_exact(n * bps);
-            let res = zstd::bulk::Decompressor::new()
-                .and_then(|mut d| d.decompress_to_buffer(frame, &mut raw));
+            if scratch.zstd.is_none() {
+                scratch.zstd = zstd::bulk::Decompressor::new().ok().map(ZstdDecompressor);
+            }
+            let res = match scratch.zstd.as_mut() {
+                Some(ZstdDecompressor(d)) => d.decompress_to_buffer(frame, &mut raw),
+                None => Err(std::io::Error::other("no zstd context")),
+            };
             match res {
                 Ok(got) if got == n * bps => {}
                 _ => {

@@ -494,18 +494,37 @@ pub(crate) fn read(
     Ok(())
 }
 
-/// Spare entries at the end of the positions buffer: the unrolled scan writes up to 63 + 4
-/// positions past the last one it needs before it stops.
+/// Spare entries at the end of the positions buffer: the scan writes up to 63 + 8 positions
+/// past the last one it needs before it stops.
 const POSITION_SLACK: usize = 72;
 /// Longest valid quotient stream in bytes: every quotient is at most 255 zeros and a one.
 const MAX_UNARY_BYTES: usize = crate::block::MAX_BLOCK_SAMPLES * 256 / 8;
 
+/// For each byte value, the bit indices of its one bits in increasing order (unused entries 0).
+/// Stored as `u32` (8 KiB) so a byte's entries are one vector load and add.
+static BYTE_ONES: [[u32; 8]; 256] = {
+    let mut t = [[0u32; 8]; 256];
+    let mut b = 0;
+    while b < 256 {
+        let (mut i, mut k) = (0, 0);
+        while i < 8 {
+            if (b >> i) & 1 == 1 {
+                t[b][k] = i as u32;
+                k += 1;
+            }
+            i += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
 /// Bit positions of the first `ones` one bits of the quotient stream, into `pos[..ones]`.
 ///
-/// Each 64-bit word's set bits are written four at a time without testing each one (bits past
-/// the last write harmless values into the slack), so the scan has one branch per four
-/// quotients rather than one per bit. The stream must end, zero-padded, right after the
-/// `ones`-th one.
+/// Byte by byte through a table: each byte writes its eight table entries plus the byte's bit
+/// offset unconditionally (one widening load, add and store; entries past the byte's ones are
+/// overwritten by the next byte or land in the slack) and advances by its popcount, so the scan
+/// has no branch per quotient. The stream must end, zero-padded, right after the `ones`-th one.
 #[inline(always)]
 pub(crate) fn positions_body(
     bytes: &[u8],
@@ -516,20 +535,28 @@ pub(crate) fn positions_body(
     if bytes.len() > MAX_UNARY_BYTES {
         return Err(CodecError::corrupt("Rice quotient stream length", base));
     }
-    pos.clear();
-    pos.resize(ones + POSITION_SLACK, 0);
-    let flatten = |pos: &mut [u32], mut w: u64, at: u32, cnt: &mut usize| {
-        let end = *cnt + w.count_ones() as usize;
-        let mut j = *cnt;
-        while j < end {
-            let slot: &mut [u32; 4] = (&mut pos[j..j + 4]).try_into().expect("4 slots");
-            for s in slot.iter_mut() {
-                *s = at.wrapping_add(w.trailing_zeros());
-                w &= w.wrapping_sub(1);
-            }
-            j += 4;
+    // Grown, never cleared: every entry below the count found is written before it is read, so
+    // zero-filling 32 KiB per block would be wasted.
+    if pos.len() < ones + POSITION_SLACK {
+        pos.resize(ones + POSITION_SLACK, 0);
+    }
+    let flatten = |pos: &mut [u32], w: u64, at: u32, cnt: &mut usize| {
+        if w == 0 {
+            return;
         }
-        *cnt = end;
+        let mut c = *cnt;
+        for (i, &b) in w.to_le_bytes().iter().enumerate() {
+            let e = &BYTE_ONES[usize::from(b)];
+            let slot: &mut [u32; 8] = (&mut pos[c..c + 8]).try_into().expect("8 slots");
+            let at = at.wrapping_add(8 * i as u32);
+            let mut v = *e;
+            for o in &mut v {
+                *o = o.wrapping_add(at);
+            }
+            *slot = v;
+            c += b.count_ones() as usize;
+        }
+        *cnt = c;
     };
     let mut cnt = 0usize;
     let mut words = bytes.chunks_exact(8);
