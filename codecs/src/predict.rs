@@ -355,34 +355,46 @@ fn scalar_lpc(coefs: &[i32], shift: u32, start: usize, from: usize, end: usize, 
     }
 }
 
-/// The eight-lane LPC kernel: restores local indices `p..l` of the first `l` samples of all
-/// eight segments of `out`.
+/// The eight-lane LPC kernel on transposed rows: `rows[t][j]` holds sample `t` of segment `j`
+/// (residuals from row `p` on); restores rows `p..`.
 #[inline(always)]
-pub(crate) fn lanes_body(
-    coefs: &[i32],
-    shift: u32,
-    l: usize,
-    out: &mut [i32],
-    scratch: &mut Vec<[i32; LANES]>,
-) {
-    lanes::restore(coefs, shift, l, out, scratch)
+pub(crate) fn lanes_body(coefs: &[i32], shift: u32, rows: &mut [[i32; LANES]]) {
+    lanes::restore(coefs, shift, rows)
+}
+
+/// `rows[t][j] = out[j·l + t]` for `t < l` (the scalar transpose; `dispatch` has an AVX2 one).
+#[inline(always)]
+pub(crate) fn rows_from_segments(out: &[i32], l: usize, rows: &mut [[i32; LANES]]) {
+    let (segs, _) = out.split_at(LANES * l);
+    for (j, seg) in segs.chunks_exact(l).enumerate() {
+        for (row, &v) in rows[..l].iter_mut().zip(seg) {
+            row[j] = v;
+        }
+    }
+}
+
+/// `out[j·l + t] = rows[t][j]` for `t` in `from..l`.
+#[inline(always)]
+pub(crate) fn segments_from_rows(rows: &[[i32; LANES]], from: usize, l: usize, out: &mut [i32]) {
+    let (segs, _) = out.split_at_mut(LANES * l);
+    for (j, seg) in segs.chunks_exact_mut(l).enumerate() {
+        if from < l {
+            for (v, row) in seg[from..].iter_mut().zip(&rows[from..l]) {
+                *v = row[j];
+            }
+        }
+    }
 }
 
 mod lanes {
     use super::LANES;
 
     #[inline(always)]
-    pub(super) fn restore(
-        coefs: &[i32],
-        shift: u32,
-        l: usize,
-        out: &mut [i32],
-        scratch: &mut Vec<[i32; LANES]>,
-    ) {
+    pub(super) fn restore(coefs: &[i32], shift: u32, rows: &mut [[i32; LANES]]) {
         macro_rules! dispatch {
             ($($p:literal)*) => {
                 match coefs.len() {
-                    $($p => kernel::<$p>(coefs.try_into().expect("order checked"), shift, l, out, scratch),)*
+                    $($p => kernel::<$p>(coefs.try_into().expect("order checked"), shift, rows),)*
                     _ => unreachable!("LPC order is validated to 1..=32"),
                 }
             };
@@ -390,30 +402,14 @@ mod lanes {
         dispatch!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32);
     }
 
-    /// `scratch[t][j]` holds sample `t` of segment `j`, so the history of all lanes is one row
+    /// Each row holds one sample of all eight segments, so the history of all lanes is one row
     /// and each step is a lane-wise multiply-add that LLVM vectorises. The last `P` rows live in
     /// the local `h` (registers for small orders), so the recurrence's critical path is one
     /// multiply, a few adds and the shift, never a store-to-load round trip.
     #[inline(always)]
-    fn kernel<const P: usize>(
-        c: &[i32; P],
-        shift: u32,
-        l: usize,
-        out: &mut [i32],
-        scratch: &mut Vec<[i32; LANES]>,
-    ) {
-        // The transpose below overwrites every row, so stale contents are harmless.
-        if scratch.len() < l {
-            scratch.resize(l, [0; LANES]);
-        }
-        let rows = &mut scratch[..l];
-        {
-            let (segs, _) = out.split_at(LANES * l);
-            for (j, seg) in segs.chunks_exact(l).enumerate() {
-                for (row, &v) in rows.iter_mut().zip(seg) {
-                    row[j] = v;
-                }
-            }
+    fn kernel<const P: usize>(c: &[i32; P], shift: u32, rows: &mut [[i32; LANES]]) {
+        if rows.len() <= P {
+            return;
         }
         // h[i] = row t-1-i
         let mut h = [[0i32; LANES]; P];
@@ -437,12 +433,6 @@ mod lanes {
                 h[i] = h[i - 1];
             }
             h[0] = y;
-        }
-        let (segs, _) = out.split_at_mut(LANES * l);
-        for (j, seg) in segs.chunks_exact_mut(l).enumerate() {
-            for (v, row) in seg[P..].iter_mut().zip(&rows[P..]) {
-                *v = row[j];
-            }
         }
     }
 }
