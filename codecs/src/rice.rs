@@ -621,16 +621,22 @@ pub(crate) fn merge_body(
         let len = dst.len();
         let ps = &pos[pi..pi + len];
         pi += len;
-        // Quotients: the zeros between consecutive ones.
-        dst[0] = ps[0].wrapping_sub(next) as i32;
+        // Quotients: the zeros between consecutive ones, and their maximum in the same pass.
+        let q0 = ps[0].wrapping_sub(next);
+        dst[0] = q0 as i32;
+        let mut big = q0;
         for (d, w) in dst[1..].iter_mut().zip(ps.windows(2)) {
-            *d = w[1].wrapping_sub(w[0]).wrapping_sub(1) as i32;
+            let q = w[1].wrapping_sub(w[0]).wrapping_sub(1);
+            big = big.max(q);
+            *d = q as i32;
         }
         next = ps[len - 1].wrapping_add(1);
         let q_max = u32::MAX >> k;
         let lim = q_esc.min(q_max.saturating_add(1));
-        // Escapes and overflow candidates, looked for 32 values at a time.
-        for chunk in dst.chunks_mut(32) {
+        // Escapes and overflow candidates (rare: only partitions holding one are searched),
+        // looked for 32 values at a time.
+        let chunks = if big < lim { &mut [][..] } else { &mut dst[..] };
+        for chunk in chunks.chunks_mut(32) {
             let mut big = 0u32;
             for &d in chunk.iter() {
                 big = big.max(d as u32);
@@ -708,6 +714,18 @@ fn merge_aligned<const K: u32>(low: &[u8], start: usize, dst: &mut [i32]) {
     let mut groups = dst.chunks_exact_mut(8);
     let mut at = start;
     for g in &mut groups {
+        if K <= 8 {
+            // Eight values of at most 8 bits: one 8-byte load holds the whole group.
+            if let Some(win) = low.get(at..at + 8) {
+                let w = u64::from_le_bytes(win.try_into().expect("8"));
+                for (j, d) in g.iter_mut().enumerate() {
+                    let l = ((w >> (j * kb)) & mask) as u32;
+                    *d = bits::unzigzag(((*d as u32) << K) | l);
+                }
+                at += kb;
+                continue;
+            }
+        }
         match low.get(at..at + kb + 8) {
             Some(win) => {
                 for (j, d) in g.iter_mut().enumerate() {
