@@ -9,7 +9,9 @@
 //!
 //! This module holds the crate's only `unsafe`: calling a `#[target_feature]` function requires
 //! the caller to guarantee the CPU has those features. The guarantee is the [`Isa`] token, whose
-//! AVX2 flag can only be set by [`Isa::detect`] after checking each feature.
+//! AVX2 flag can only be set by [`Isa::detect`] after checking each feature. The one exception
+//! is the segmented-LPC transpose (`avx2_lanes`), whose unaligned 32-byte loads and stores take
+//! raw pointers; each goes through a helper that takes a checked 8-element array first.
 #![allow(unsafe_code)]
 
 use crate::error::Result;

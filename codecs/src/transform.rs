@@ -537,6 +537,23 @@ fn rice_param(gaps: &[u32], gmin: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn distinct_values_match_a_sort_for_any_block(x in prop_oneof![
+            prop::collection::vec(-40i32..40, 0..600),
+            prop::collection::vec(-(1i32 << 23)..(1 << 23), 0..600),
+            prop::collection::vec(any::<i32>(), 0..50),
+        ]) {
+            let mut want = x.clone();
+            want.sort_unstable();
+            want.dedup();
+            let mut got = Vec::new();
+            distinct_sorted(&x, &mut got);
+            prop_assert_eq!(got, want);
+        }
+    }
 
     fn round_trip(x: &[i32], t: &Transform, width: SampleWidth) {
         let mut y = Vec::new();
