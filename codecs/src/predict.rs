@@ -144,6 +144,55 @@ pub(crate) fn fixed_residuals(y: &[i32], order: usize, from: usize, out: &mut Ve
     }
 }
 
+/// `Σ zigzag(residual)` of every fixed order 0..=4 over `t` in `1..n`, in one pass and without
+/// materialising the residuals (what [`fixed_residuals`] would produce, summed).
+///
+/// The order-`o` residual is the `o`-th wrapping difference, so all five come from one window
+/// of five samples.
+pub(crate) fn fixed_sums(y: &[i32], isa: Isa) -> [u64; 5] {
+    crate::dispatch::fixed_sums(isa, y)
+}
+
+/// Body of [`fixed_sums`].
+#[inline(always)]
+pub(crate) fn fixed_sums_body(y: &[i32]) -> [u64; 5] {
+    let mut sums = [0u64; 5];
+    let n = y.len();
+    // Warm-up samples (t < 4) use lower orders: the general routine on the first samples.
+    let warm = n.min(4);
+    let mut tmp = Vec::with_capacity(4);
+    for (o, s) in sums.iter_mut().enumerate() {
+        tmp.clear();
+        fixed_residuals(&y[..warm], o, 1, &mut tmp);
+        *s = tmp.iter().map(|&v| u64::from(v)).sum();
+    }
+    if n <= 4 {
+        return sums;
+    }
+    use crate::bits::zigzag;
+    let mut acc = [0u64; 5];
+    for w in y.windows(5) {
+        let (a, b, c, d, e) = (w[0], w[1], w[2], w[3], w[4]);
+        let d1 = e.wrapping_sub(d);
+        let d2 = d1.wrapping_sub(d.wrapping_sub(c));
+        let d3 = d2.wrapping_sub(d.wrapping_sub(c).wrapping_sub(c.wrapping_sub(b)));
+        let d4 = e
+            .wrapping_sub(d.wrapping_mul(4))
+            .wrapping_add(c.wrapping_mul(6))
+            .wrapping_sub(b.wrapping_mul(4))
+            .wrapping_add(a);
+        acc[0] += u64::from(zigzag(e));
+        acc[1] += u64::from(zigzag(d1));
+        acc[2] += u64::from(zigzag(d2));
+        acc[3] += u64::from(zigzag(d3));
+        acc[4] += u64::from(zigzag(d4));
+    }
+    for (s, a) in sums.iter_mut().zip(acc) {
+        *s += a;
+    }
+    sums
+}
+
 /// LPC residuals of one segment for local indices `p..seg.len()`.
 ///
 /// Computed as one multiply-add pass per coefficient over the whole segment (rather than a dot
@@ -306,34 +355,46 @@ fn scalar_lpc(coefs: &[i32], shift: u32, start: usize, from: usize, end: usize, 
     }
 }
 
-/// The eight-lane LPC kernel: restores local indices `p..l` of the first `l` samples of all
-/// eight segments of `out`.
+/// The eight-lane LPC kernel on transposed rows: `rows[t][j]` holds sample `t` of segment `j`
+/// (residuals from row `p` on); restores rows `p..`.
 #[inline(always)]
-pub(crate) fn lanes_body(
-    coefs: &[i32],
-    shift: u32,
-    l: usize,
-    out: &mut [i32],
-    scratch: &mut Vec<[i32; LANES]>,
-) {
-    lanes::restore(coefs, shift, l, out, scratch)
+pub(crate) fn lanes_body(coefs: &[i32], shift: u32, rows: &mut [[i32; LANES]]) {
+    lanes::restore(coefs, shift, rows)
+}
+
+/// `rows[t][j] = out[j·l + t]` for `t < l` (the scalar transpose; `dispatch` has an AVX2 one).
+#[inline(always)]
+pub(crate) fn rows_from_segments(out: &[i32], l: usize, rows: &mut [[i32; LANES]]) {
+    let (segs, _) = out.split_at(LANES * l);
+    for (j, seg) in segs.chunks_exact(l).enumerate() {
+        for (row, &v) in rows[..l].iter_mut().zip(seg) {
+            row[j] = v;
+        }
+    }
+}
+
+/// `out[j·l + t] = rows[t][j]` for `t` in `from..l`.
+#[inline(always)]
+pub(crate) fn segments_from_rows(rows: &[[i32; LANES]], from: usize, l: usize, out: &mut [i32]) {
+    let (segs, _) = out.split_at_mut(LANES * l);
+    for (j, seg) in segs.chunks_exact_mut(l).enumerate() {
+        if from < l {
+            for (v, row) in seg[from..].iter_mut().zip(&rows[from..l]) {
+                *v = row[j];
+            }
+        }
+    }
 }
 
 mod lanes {
     use super::LANES;
 
     #[inline(always)]
-    pub(super) fn restore(
-        coefs: &[i32],
-        shift: u32,
-        l: usize,
-        out: &mut [i32],
-        scratch: &mut Vec<[i32; LANES]>,
-    ) {
+    pub(super) fn restore(coefs: &[i32], shift: u32, rows: &mut [[i32; LANES]]) {
         macro_rules! dispatch {
             ($($p:literal)*) => {
                 match coefs.len() {
-                    $($p => kernel::<$p>(coefs.try_into().expect("order checked"), shift, l, out, scratch),)*
+                    $($p => kernel::<$p>(coefs.try_into().expect("order checked"), shift, rows),)*
                     _ => unreachable!("LPC order is validated to 1..=32"),
                 }
             };
@@ -341,30 +402,14 @@ mod lanes {
         dispatch!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32);
     }
 
-    /// `scratch[t][j]` holds sample `t` of segment `j`, so the history of all lanes is one row
+    /// Each row holds one sample of all eight segments, so the history of all lanes is one row
     /// and each step is a lane-wise multiply-add that LLVM vectorises. The last `P` rows live in
     /// the local `h` (registers for small orders), so the recurrence's critical path is one
     /// multiply, a few adds and the shift, never a store-to-load round trip.
     #[inline(always)]
-    fn kernel<const P: usize>(
-        c: &[i32; P],
-        shift: u32,
-        l: usize,
-        out: &mut [i32],
-        scratch: &mut Vec<[i32; LANES]>,
-    ) {
-        // The transpose below overwrites every row, so stale contents are harmless.
-        if scratch.len() < l {
-            scratch.resize(l, [0; LANES]);
-        }
-        let rows = &mut scratch[..l];
-        {
-            let (segs, _) = out.split_at(LANES * l);
-            for (j, seg) in segs.chunks_exact(l).enumerate() {
-                for (row, &v) in rows.iter_mut().zip(seg) {
-                    row[j] = v;
-                }
-            }
+    fn kernel<const P: usize>(c: &[i32; P], shift: u32, rows: &mut [[i32; LANES]]) {
+        if rows.len() <= P {
+            return;
         }
         // h[i] = row t-1-i
         let mut h = [[0i32; LANES]; P];
@@ -388,12 +433,6 @@ mod lanes {
                 h[i] = h[i - 1];
             }
             h[0] = y;
-        }
-        let (segs, _) = out.split_at_mut(LANES * l);
-        for (j, seg) in segs.chunks_exact_mut(l).enumerate() {
-            for (v, row) in seg[P..].iter_mut().zip(&rows[P..]) {
-                *v = row[j];
-            }
         }
     }
 }
@@ -461,17 +500,38 @@ pub(crate) mod analysis {
     fn tukey(n: usize, out: &mut Vec<f64>) {
         out.clear();
         let np = n / 4;
-        out.extend((0..n).map(|i| {
-            if np == 0 {
-                1.0
-            } else if i < np {
-                0.5 - 0.5 * (std::f64::consts::PI * i as f64 / np as f64).cos()
-            } else if i >= n - np {
-                0.5 - 0.5 * (std::f64::consts::PI * (n - 1 - i) as f64 / np as f64).cos()
-            } else {
-                1.0
-            }
-        }));
+        // The two tapers mirror each other: compute the cosines once.
+        let taper: Vec<f64> = (0..np)
+            .map(|i| 0.5 - 0.5 * (std::f64::consts::PI * i as f64 / np as f64).cos())
+            .collect();
+        out.extend_from_slice(&taper);
+        out.resize(n - np, 1.0);
+        out.extend(taper.iter().rev());
+    }
+
+    /// Windows of the last few block lengths: a store alternates full blocks with nested
+    /// (runs) and tail blocks of other lengths, and the cosines cost as much as the analysis.
+    #[derive(Debug, Default)]
+    pub(crate) struct Windows(Vec<(usize, Vec<f64>)>);
+
+    impl Windows {
+        const KEEP: usize = 4;
+
+        fn get(&mut self, n: usize) -> &[f64] {
+            let i = match self.0.iter().position(|w| w.0 == n) {
+                Some(i) => i,
+                None => {
+                    if self.0.len() >= Self::KEEP {
+                        self.0.remove(0);
+                    }
+                    let mut w = Vec::with_capacity(n);
+                    tukey(n, &mut w);
+                    self.0.push((n, w));
+                    self.0.len() - 1
+                }
+            };
+            &self.0[i].1
+        }
     }
 
     /// Windowed autocorrelation of `y` up to lag `max_lag`.
@@ -481,15 +541,11 @@ pub(crate) mod analysis {
     pub(crate) fn autocorrelation(
         y: &[i32],
         max_lag: usize,
-        window: &mut Vec<f64>,
+        windows: &mut Windows,
         scratch: &mut Vec<f64>,
         isa: crate::dispatch::Isa,
     ) -> Vec<f64> {
-        let n = y.len();
-        if window.len() != n {
-            tukey(n, window);
-        }
-        debug_assert_eq!(window.len(), n);
+        let window = windows.get(y.len());
         scratch.clear();
         scratch.extend(y.iter().zip(window.iter()).map(|(&v, &w)| f64::from(v) * w));
         let mut ac = vec![0.0; max_lag + 1];
@@ -506,17 +562,19 @@ pub(crate) mod analysis {
                 *a = 0.0;
                 continue;
             }
-            let mut s = [0.0f64; 4];
+            // Sixteen partial sums: four independent vector accumulators, so the adds are not
+            // one serial chain.
+            let mut s = [0.0f64; 16];
             let (hi, lo) = (&x[lag..], &x[..n - lag]);
-            let mut ch = hi.chunks_exact(4).zip(lo.chunks_exact(4));
-            for (a4, b4) in &mut ch {
-                for k in 0..4 {
-                    s[k] += a4[k] * b4[k];
+            let mut ch = hi.chunks_exact(16).zip(lo.chunks_exact(16));
+            for (a16, b16) in &mut ch {
+                for k in 0..16 {
+                    s[k] += a16[k] * b16[k];
                 }
             }
-            let done = (n - lag) / 4 * 4;
+            let done = (n - lag) / 16 * 16;
             let tail: f64 = hi[done..].iter().zip(&lo[done..]).map(|(a, b)| a * b).sum();
-            *a = s[0] + s[1] + s[2] + s[3] + tail;
+            *a = s.iter().sum::<f64>() + tail;
         }
     }
 
@@ -605,6 +663,23 @@ pub(crate) mod analysis {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn fixed_sums_match_the_residuals_for_any_block(y in prop_oneof![
+            prop::collection::vec(-3000i32..3000, 0..300),
+            prop::collection::vec(any::<i32>(), 0..300),
+        ]) {
+            let sums = fixed_sums(&y, Isa::detect());
+            prop_assert_eq!(sums, fixed_sums(&y, Isa::baseline()));
+            for (o, &s) in sums.iter().enumerate() {
+                let mut u = Vec::new();
+                fixed_residuals(&y, o, 1, &mut u);
+                prop_assert_eq!(s, u.iter().map(|&v| u64::from(v)).sum::<u64>());
+            }
+        }
+    }
 
     fn round_trip(y: &[i32], pred: &Predictor) {
         let mut u = Vec::new();
@@ -633,6 +708,32 @@ mod tests {
         (0..n)
             .map(|i| ((i as f64 * 0.07).sin() * 3000.0 + (i as f64 * 0.9).cos() * 40.0) as i32)
             .collect()
+    }
+
+    #[test]
+    fn fixed_sums_match_the_residuals() {
+        let mut cases = vec![vec![], vec![7], vec![1, -5], vec![3, 9, -2, 4, 100]];
+        cases.push(signal(1000));
+        cases.push(
+            (0..300)
+                .map(|i| if i % 2 == 0 { i32::MAX } else { i32::MIN })
+                .collect(),
+        );
+        cases.push(
+            (0..50)
+                .map(|i| (i * 2_654_435_761u32 as i64) as i32)
+                .collect(),
+        );
+        for y in cases {
+            let sums = fixed_sums(&y, Isa::detect());
+            assert_eq!(sums, fixed_sums(&y, Isa::baseline()));
+            for (o, &sum) in sums.iter().enumerate() {
+                let mut u = Vec::new();
+                fixed_residuals(&y, o, 1, &mut u);
+                let want: u64 = u.iter().map(|&v| u64::from(v)).sum();
+                assert_eq!(sum, want, "order {o}, n {}", y.len());
+            }
+        }
     }
 
     #[test]
@@ -697,7 +798,13 @@ mod tests {
     fn analysis_finds_a_good_predictor_for_a_sine() {
         let y = signal(4096);
         let mut scratch = Vec::new();
-        let ac = analysis::autocorrelation(&y, 8, &mut Vec::new(), &mut scratch, Isa::detect());
+        let ac = analysis::autocorrelation(
+            &y,
+            8,
+            &mut analysis::Windows::default(),
+            &mut scratch,
+            Isa::detect(),
+        );
         let (coefs, errs) = analysis::levinson(&ac, 8);
         assert!(errs[1] < errs[0]);
         let lpc = analysis::quantize(&coefs[7], 15, 4000, 1).unwrap();

@@ -74,7 +74,18 @@ pub(crate) fn candidates(x: &[i32]) -> Vec<Transform> {
     let x0 = x[0];
     let mut g = 0u32;
     for &v in x {
-        g = gcd(g, v.abs_diff(x0));
+        let d = v.abs_diff(x0);
+        // Most steps are multiples of the divisor found so far: test that with a mask (powers
+        // of two, the common case) before paying for Euclid's divisions.
+        let divides = if g.is_power_of_two() {
+            d & (g - 1) == 0
+        } else {
+            g != 0 && d % g == 0
+        };
+        if divides {
+            continue;
+        }
+        g = gcd(g, d);
         if g == 1 {
             break;
         }
@@ -100,9 +111,8 @@ fn table_candidate(x: &[i32], min: i32, max: i32, scale: u32) -> Option<Transfor
     }
     // Cheap rejection: dense signals show many distinct values early on.
     let probe = &x[..n.min(512)];
-    let mut p: Vec<i32> = probe.to_vec();
-    p.sort_unstable();
-    p.dedup();
+    let mut p: Vec<i32> = Vec::new();
+    distinct_sorted(probe, &mut p);
     let probe_span = u64::from(p[p.len() - 1].abs_diff(p[0])) + 1;
     if p.len() > 8 && (p.len() as u64) * 2 * u64::from(scale) > probe_span {
         return None;
@@ -115,9 +125,8 @@ fn table_candidate(x: &[i32], min: i32, max: i32, scale: u32) -> Option<Transfor
             return None;
         }
     }
-    let mut v = x.to_vec();
-    v.sort_unstable();
-    v.dedup();
+    let mut v = Vec::new();
+    distinct_sorted(x, &mut v);
     let d = v.len();
     if d < 2 || (d as u64 - 1) * 2 * u64::from(scale) > range {
         return None;
@@ -154,6 +163,45 @@ fn table_candidate(x: &[i32], min: i32, max: i32, scale: u32) -> Option<Transfor
         None => values,
     };
     Some(Transform::Table { values, lattice })
+}
+
+/// The distinct values of `x` in increasing order, into `out` (cleared first).
+///
+/// A bitmap over the value range when that is at most 64 bits per sample (always for 16-bit
+/// blocks of a few thousand samples): one pass to mark, one over the words to collect, instead
+/// of an `n log n` sort.
+fn distinct_sorted(x: &[i32], out: &mut Vec<i32>) {
+    out.clear();
+    let Some((min, max)) = x
+        .iter()
+        .fold(None, |acc: Option<(i32, i32)>, &v| match acc {
+            None => Some((v, v)),
+            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
+        })
+    else {
+        return;
+    };
+    let span = max.abs_diff(min) as usize + 1;
+    if span.div_ceil(64) > x.len().max(64) {
+        out.extend_from_slice(x);
+        out.sort_unstable();
+        out.dedup();
+        return;
+    }
+    let mut words = vec![0u64; span.div_ceil(64)];
+    for &v in x {
+        let i = v.abs_diff(min) as usize;
+        words[i / 64] |= 1 << (i % 64);
+    }
+    for (wi, &w) in words.iter().enumerate() {
+        let mut w = w;
+        while w != 0 {
+            let b = w.trailing_zeros() as usize;
+            // `wi·64 + b` < span ≤ 2^32, and `min + that` ≤ `max`.
+            out.push((i64::from(min) + (wi * 64 + b) as i64) as i32);
+            w &= w - 1;
+        }
+    }
 }
 
 /// Looks for `num/den` and `phase` with `v[i] = v[0] + ⌊(index[i]·num + phase)/den⌋` for all `i`.
@@ -489,6 +537,23 @@ fn rice_param(gaps: &[u32], gmin: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn distinct_values_match_a_sort_for_any_block(x in prop_oneof![
+            prop::collection::vec(-40i32..40, 0..600),
+            prop::collection::vec(-(1i32 << 23)..(1 << 23), 0..600),
+            prop::collection::vec(any::<i32>(), 0..50),
+        ]) {
+            let mut want = x.clone();
+            want.sort_unstable();
+            want.dedup();
+            let mut got = Vec::new();
+            distinct_sorted(&x, &mut got);
+            prop_assert_eq!(got, want);
+        }
+    }
 
     fn round_trip(x: &[i32], t: &Transform, width: SampleWidth) {
         let mut y = Vec::new();
@@ -554,6 +619,28 @@ mod tests {
             lattice: None,
         };
         round_trip(&x, &t, SampleWidth::Bits16);
+    }
+
+    #[test]
+    fn distinct_values_match_a_sort() {
+        let cases: Vec<Vec<i32>> = vec![
+            vec![],
+            vec![5],
+            vec![3, -1, 3, 7, -1],
+            (0..5000).map(|i| (i * 7919) % 1013 - 500).collect(),
+            vec![i32::MIN, i32::MAX, 0, i32::MIN],
+            (0..300)
+                .map(|i| -(1 << 23) + (i * 55_001) % (1 << 24))
+                .collect(),
+        ];
+        for x in cases {
+            let mut want = x.clone();
+            want.sort_unstable();
+            want.dedup();
+            let mut got = vec![1, 2, 3];
+            distinct_sorted(&x, &mut got);
+            assert_eq!(got, want);
+        }
     }
 
     #[test]
