@@ -25,7 +25,7 @@ use serde_json::Value;
 use theta_engine::edf::ReadOptions;
 use theta_engine::store::{EdfSource, IngestOptions, TenantId};
 use theta_server::auth::totp;
-use theta_server::cli::demo::{DEMO_TENANT, DEMO_USER, ensure_interpreter};
+use theta_server::cli::demo::{Credentials, DEMO_TENANT, DEMO_USER, ensure_interpreter};
 use theta_server::config::{ProfileKind, Settings};
 use theta_server::{AppState, serve_state};
 
@@ -183,6 +183,32 @@ pub(crate) fn start_at(i: usize, duration: f64) -> f64 {
     (f * (duration - 20.0)).floor()
 }
 
+/// The service's state over a store holding `file` (ingested into the demo tenant), and the demo
+/// interpreter's credentials on it; returns (state, recording id, duration s, credentials).
+pub(crate) async fn demo_state(
+    file: &std::path::Path,
+    settings: Settings,
+    db: theta_server::db::Db,
+) -> Result<(AppState, String, f64, Credentials)> {
+    let data = theta_server::data::open_store(&settings).await?;
+    eprintln!("ingesting {} …", file.display());
+    let src = EdfSource::open(file, ReadOptions::default())?;
+    let report = data
+        .store()
+        .ingest(
+            src,
+            IngestOptions {
+                tenant: TenantId::new(DEMO_TENANT)?,
+                ..IngestOptions::default()
+            },
+        )
+        .await?;
+    let id = report.recording.to_string();
+    let state = AppState::new(settings, db)?.with_data(data);
+    let creds = ensure_interpreter(&state, std::slice::from_ref(&id))?;
+    Ok((state, id, report.duration, creds))
+}
+
 /// Runs `theta-bench service`.
 ///
 /// # Errors
@@ -229,23 +255,7 @@ async fn run_async(args: &ServiceArgs) -> Result<ServiceReport> {
     settings.http.rate_per_address = open;
     settings.http.rate_per_account = open;
     let db = theta_server::serve::open_db(&settings)?;
-    let data = theta_server::data::open_store(&settings).await?;
-    eprintln!("ingesting {} …", path.display());
-    let src = EdfSource::open(&path, ReadOptions::default())?;
-    let report = data
-        .store()
-        .ingest(
-            src,
-            IngestOptions {
-                tenant: TenantId::new(DEMO_TENANT)?,
-                ..IngestOptions::default()
-            },
-        )
-        .await?;
-    let id = report.recording.to_string();
-    let duration = report.duration;
-    let state = AppState::new(settings, db)?.with_data(data);
-    let creds = ensure_interpreter(&state, std::slice::from_ref(&id))?;
+    let (state, id, duration, creds) = demo_state(&path, settings, db).await?;
     let running = serve_state(state, std::future::pending()).await?;
     let addr = running.addr();
     let roots = theta_server::http_client::roots_from_pem(running.cert_pem())?;

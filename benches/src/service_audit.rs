@@ -27,12 +27,10 @@ use anyhow::Context;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde::Serialize;
-use theta_engine::edf::ReadOptions;
-use theta_engine::store::{EdfSource, IngestOptions, TenantId};
 use theta_server::accounts::{self, NewAccount, Role};
 use theta_server::audit::{AuditSink, TrailSink};
 use theta_server::auth::{password, totp};
-use theta_server::cli::demo::{DEMO_TENANT, DEMO_USER, ensure_interpreter};
+use theta_server::cli::demo::DEMO_USER;
 use theta_server::config::{ProfileKind, RateSettings, Settings};
 use theta_server::db::Db;
 use theta_server::{AppState, AuditEvent, router};
@@ -339,27 +337,13 @@ async fn run_async(args: &ServiceAuditArgs) -> anyhow::Result<()> {
         Endpoint::Window => {
             let file = bench_file(args.hours, 32, 256.0)?;
             warm_page_cache(&file)?;
-            let data = theta_server::data::open_store(&settings).await?;
-            eprintln!("ingesting {} …", file.display());
-            let src = EdfSource::open(&file, ReadOptions::default())?;
-            let report = data
-                .store()
-                .ingest(
-                    src,
-                    IngestOptions {
-                        tenant: TenantId::new(DEMO_TENANT)?,
-                        ..IngestOptions::default()
-                    },
-                )
-                .await?;
-            let recording = report.recording.to_string();
-            let base = AppState::new(settings, db)?.with_data(data);
-            let creds = ensure_interpreter(&base, std::slice::from_ref(&recording))?;
+            let (base, recording, duration, creds) =
+                crate::service::demo_state(&file, settings, db).await?;
             (
                 base,
                 Paths::Pages {
                     recording,
-                    duration: report.duration,
+                    duration,
                 },
                 DEMO_USER.to_owned(),
                 creds.password,
