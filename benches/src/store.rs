@@ -87,6 +87,10 @@ pub struct StoreReport {
     pub ingest_mb_per_s: f64,
     /// The same per core.
     pub ingest_mb_per_s_per_core: f64,
+    /// CPU time of the whole process during ingest (every thread), seconds.
+    pub ingest_cpu_seconds: f64,
+    /// EDF bytes per CPU second: per-core throughput whatever else the machine runs.
+    pub ingest_mb_per_cpu_second: f64,
     /// Bytes stored.
     pub stored_bytes: u64,
     /// Stored over EDF bytes.
@@ -154,6 +158,12 @@ pub(crate) fn bench_file(hours: f64, channels: usize, rate: f64) -> Result<PathB
     write_synth_file(&spec, &partial)?;
     std::fs::rename(&partial, &path)?;
     Ok(path)
+}
+
+/// CPU time used so far by every thread of this process, in seconds.
+fn process_cpu_seconds() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
 pub(crate) fn warm_page_cache(path: &Path) -> Result<()> {
@@ -264,9 +274,15 @@ fn run_main(args: &StoreArgs) -> Result<StoreReport> {
     let bench = Bench::new("main")?;
     let threads = rayon::current_num_threads();
     reset_peak_rss();
+    let cpu0 = process_cpu_seconds();
     let (secs, stored, _, id) = bench.ingest(&path, IngestOptions::default())?;
+    let cpu = process_cpu_seconds() - cpu0;
     let peak = peak_rss();
     let mb_s = file_bytes as f64 / 1e6 / secs;
+    eprintln!(
+        "ingest: {secs:.1} s, {mb_s:.0} MB/s, {cpu:.1} CPU s ({:.2} cores busy)",
+        cpu / secs
+    );
 
     let store = bench.store(false)?;
     let rec = bench.rt.block_on(store.recording(id))?;
@@ -313,6 +329,8 @@ fn run_main(args: &StoreArgs) -> Result<StoreReport> {
         ingest_seconds: secs,
         ingest_mb_per_s: mb_s,
         ingest_mb_per_s_per_core: mb_s / threads as f64,
+        ingest_cpu_seconds: cpu,
+        ingest_mb_per_cpu_second: file_bytes as f64 / 1e6 / cpu,
         stored_bytes: stored,
         stored_over_raw: stored as f64 / file_bytes as f64,
         ingest_peak_rss_bytes: peak,
@@ -414,6 +432,13 @@ pub fn run(args: &StoreArgs) -> Result<()> {
         r.ingest_mb_per_s_per_core,
         r.ingest_seconds,
         mark(r.ingest_mb_per_s_per_core >= 100.0)
+    );
+    println!(
+        "| ingest CPU | {:.1} CPU s ({:.2} cores busy), {:.0} MB per CPU second | >= 100: {} |",
+        r.ingest_cpu_seconds,
+        r.ingest_cpu_seconds / r.ingest_seconds,
+        r.ingest_mb_per_cpu_second,
+        mark(r.ingest_mb_per_cpu_second >= 100.0)
     );
     println!(
         "| stored / raw | {:.3} ({} bytes) | |",

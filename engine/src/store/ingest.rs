@@ -26,6 +26,7 @@ use super::manifest::{
 };
 use super::overview::{PageOut, PyramidBuilder, bucket_pieces};
 use super::pack::PackedWriter;
+use super::scratch;
 use super::source::{Annotation, SampleSource, SignalInfo};
 use crate::crypto::{DataKey, NONCE_LEN, ObjectKind, TAG_LEN};
 
@@ -204,7 +205,13 @@ struct SealCtx {
     records_per_block: u64,
     group_size: u32,
     base_bucket: u64,
+    /// Sample buffers of sealed blocks, handed back to the reader so it does not allocate
+    /// (and zero) a new set per block.
+    recycled: std::sync::Mutex<Vec<Vec<Vec<i32>>>>,
 }
+
+/// Most buffer sets kept for reuse: enough for the blocks in flight, bounded either way.
+const RECYCLED_SETS: usize = 64;
 
 /// One time block of every signal, as read.
 struct BlockIn {
@@ -248,7 +255,7 @@ impl SealCtx {
         for s in sigs {
             let at = buf.len();
             buf.extend_from_slice(&[0u8; 4]);
-            theta_codecs::encode(&blk.samples[s as usize], self.widths[s as usize], &mut buf)
+            scratch::encode(&blk.samples[s as usize], self.widths[s as usize], &mut buf)
                 .map_err(|e| source_err(format!("signal {s}, block {}: {e}", blk.block)))?;
             let len = (buf.len() - at - 4) as u32;
             buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
@@ -279,11 +286,45 @@ impl SealCtx {
             .map(|(s, &spr)| bucket_pieces(s, blk.first_record * u64::from(spr), self.base_bucket))
             .collect();
         let records = blk.samples[0].len() as u64 / u64::from(self.spr[0]);
+        self.recycle(blk.samples);
         Ok(SealedBlock {
             records,
             chunks,
             pieces,
         })
+    }
+
+    fn recycle(&self, samples: Vec<Vec<i32>>) {
+        let mut pool = self.recycled.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < RECYCLED_SETS {
+            pool.push(samples);
+        }
+    }
+
+    /// A set of block buffers, `spr[s] * records_per_block` samples each: a recycled one
+    /// (old samples are overwritten record by record before use) or a new one.
+    fn block_buffers(&self) -> Vec<Vec<i32>> {
+        let rpb = self.records_per_block as usize;
+        let reused = self
+            .recycled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        match reused {
+            Some(mut bufs) => {
+                for (b, &n) in bufs.iter_mut().zip(&self.spr) {
+                    // Only the last block of a recording is shorter; it is never recycled
+                    // before the reader ends, but keep the length right regardless.
+                    b.resize(n as usize * rpb, 0);
+                }
+                bufs
+            }
+            None => self
+                .spr
+                .iter()
+                .map(|&n| vec![0i32; n as usize * rpb])
+                .collect(),
+        }
     }
 
     fn seal_page(&self, page: &PageOut) -> Result<Vec<u8>> {
@@ -292,12 +333,12 @@ impl SealCtx {
         let mut buf =
             Vec::with_capacity(CHUNK_OVERHEAD + 4 + 2 * theta_codecs::max_encoded_len(n, width));
         buf.resize(CHUNK_HEADER_LEN + NONCE_LEN + 4, 0);
-        theta_codecs::encode(&page.min, width, &mut buf)
+        scratch::encode(&page.min, width, &mut buf)
             .map_err(|e| StoreError::internal(format!("overview encode: {e}")))?;
         let len = (buf.len() - CHUNK_HEADER_LEN - NONCE_LEN - 4) as u32;
         buf[CHUNK_HEADER_LEN + NONCE_LEN..CHUNK_HEADER_LEN + NONCE_LEN + 4]
             .copy_from_slice(&len.to_le_bytes());
-        theta_codecs::encode(&page.max, width, &mut buf)
+        scratch::encode(&page.max, width, &mut buf)
             .map_err(|e| StoreError::internal(format!("overview encode: {e}")))?;
         buf.extend_from_slice(&[0u8; TAG_LEN]);
         let scope = self.store.scope(&self.recording);
@@ -322,8 +363,7 @@ fn produce(
     let spr: Vec<usize> = ctx.spr.iter().map(|&s| s as usize).collect();
     let d = source.record_duration();
     let rpb = ctx.records_per_block as usize;
-    let new_bufs = || spr.iter().map(|&n| vec![0i32; n * rpb]).collect::<Vec<_>>();
-    let mut cur = new_bufs();
+    let mut cur = ctx.block_buffers();
     let mut in_block = 0usize;
     let mut block = 0u64;
     let mut records = 0u64;
@@ -393,7 +433,7 @@ fn produce(
             batch.push(BlockIn {
                 block,
                 first_record: block * ctx.records_per_block,
-                samples: std::mem::replace(&mut cur, new_bufs()),
+                samples: std::mem::replace(&mut cur, ctx.block_buffers()),
             });
             block += 1;
             in_block = 0;
@@ -525,6 +565,7 @@ async fn run(
         records_per_block,
         group_size,
         base_bucket: opts.overview.base_bucket,
+        recycled: std::sync::Mutex::new(Vec::new()),
     });
     let (tx, mut rx) = mpsc::channel::<Batch>(BATCHES_IN_FLIGHT);
     let producer = {

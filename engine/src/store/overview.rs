@@ -73,6 +73,9 @@ pub struct Overview {
     pub sources: Vec<OverviewSource>,
 }
 
+/// (samples per record, samples per bucket): pixels with these share bucket ranges.
+type PixelKey = (u32, u64);
+
 /// Largest width accepted.
 pub const MAX_WIDTH: usize = 65_536;
 /// Above this many raw samples (all channels) a zoomed-in envelope uses level 0 instead.
@@ -170,28 +173,70 @@ impl Recording {
             for p in first_page..=last_page {
                 page_keys.push((k, c as u32, p));
             }
-            plan.push(Some((k, bucket, first_page, start_key)));
+            plan.push(Some((
+                bucket,
+                first_page,
+                start_key,
+                page_keys.len() - start_key,
+            )));
         }
 
         let pages = self.load_pages(&page_keys).await?;
+        // Bucket range of every pixel, computed once per (rate, level) and shared by the
+        // channels that use it; each channel's buckets are then laid end to end so a pixel is
+        // one min/max over a contiguous slice (no division per bucket, no page lookups).
+        let mut spans: Vec<(PixelKey, Vec<(u64, u64)>)> = Vec::new();
+        let mut lo_buf: Vec<i32> = Vec::new();
+        let mut hi_buf: Vec<i32> = Vec::new();
         for (row, &c) in channels.iter().enumerate() {
-            let Some((_, bucket, first_page, start_key)) = plan[row] else {
+            let Some((bucket, first_page, start_key, n_pages)) = plan[row] else {
                 continue;
             };
-            let b = bounds_of(signals[c].samples_per_record);
+            let spr = signals[c].samples_per_record;
+            let b = bounds_of(spr);
             let pb = geometry.page_buckets;
-            for p in 0..width {
-                let (a, z) = (b[p], b[p + 1]);
-                if a >= z {
+            let first_bucket = first_page * pb;
+            let si = match spans.iter().position(|(k, _)| *k == (spr, bucket)) {
+                Some(i) => i,
+                None => {
+                    let v = (0..width)
+                        .map(|p| {
+                            let (a, z) = (b[p], b[p + 1]);
+                            if a >= z {
+                                (0, 0)
+                            } else {
+                                // Relative to the first loaded page.
+                                (a / bucket - first_bucket, z.div_ceil(bucket) - first_bucket)
+                            }
+                        })
+                        .collect();
+                    spans.push(((spr, bucket), v));
+                    spans.len() - 1
+                }
+            };
+            lo_buf.clear();
+            hi_buf.clear();
+            for page in &pages[start_key..start_key + n_pages] {
+                lo_buf.extend_from_slice(&page.min);
+                hi_buf.extend_from_slice(&page.max);
+            }
+            for (p, &(ka, kz)) in spans[si].1.iter().enumerate() {
+                let (ka, kz) = (
+                    usize::try_from(ka).unwrap_or(usize::MAX),
+                    usize::try_from(kz).unwrap_or(usize::MAX),
+                );
+                if ka >= kz {
                     continue;
                 }
-                let (mut lo, mut hi) = (i32::MAX, i32::MIN);
-                for k in a / bucket..z.div_ceil(bucket) {
-                    let page = &pages[start_key + (k / pb - first_page) as usize];
-                    let i = (k % pb) as usize;
-                    lo = lo.min(page.min[i]);
-                    hi = hi.max(page.max[i]);
-                }
+                // Pages hold full page_buckets except the last of a level, and a pixel never
+                // reaches past the level's last bucket.
+                let kz = kz.min(lo_buf.len());
+                let (Some(lo), Some(hi)) = (
+                    lo_buf.get(ka..kz).and_then(|s| s.iter().copied().min()),
+                    hi_buf.get(ka..kz).and_then(|s| s.iter().copied().max()),
+                ) else {
+                    continue;
+                };
                 min[[row, p]] = f64::from(lo);
                 max[[row, p]] = f64::from(hi);
             }

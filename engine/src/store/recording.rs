@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use bytes::Bytes;
-use rayon::prelude::*;
 use serde::Serialize;
 
 use super::annotations::LogState;
@@ -20,8 +19,14 @@ use super::layout::{ChunkLayout, PyramidGeometry, Timeline};
 use super::manifest::{
     ChunkIndex, KeyRecord, ManifestBody, PageEntry, decode_key, parse_manifest_clear, wrap_aad,
 };
+use super::parallel::map_helping;
+use super::scratch;
 use super::source::{SignalInfo, SourceHeader};
-use super::{OPEN_RECORDINGS, StoreInner, run_cpu};
+use super::{OPEN_RECORDINGS, StoreInner};
+
+/// Most samples a reading task decodes itself while rayon workers decode the rest (about a
+/// millisecond of work): enough to carry a cold page alone when the workers are slow to wake.
+const CALLER_DECODE_SAMPLES: u64 = 1 << 19;
 use crate::crypto::{DataKey, KeyringError, ObjectKind};
 
 /// What the store keeps of an open recording (shared by every handle on it).
@@ -408,16 +413,21 @@ impl Recording {
             .map(|(&(i, c), b)| (i, c, b))
             .collect();
         let this = self.clone();
-        let decode = move || {
-            work.into_par_iter()
-                .map(|(i, c, b)| this.decode_chunk(c, &b).map(|d| (i, c, d)))
-                .collect::<Result<Vec<_>>>()
-        };
-        let decoded = if missing.len() == 1 {
-            decode()?
-        } else {
-            run_cpu(decode).await??
-        };
+        let l = self.state.body.layout;
+        let max_spr = self
+            .state
+            .body
+            .signals
+            .iter()
+            .map(|s| u64::from(s.samples_per_record))
+            .max()
+            .unwrap_or(1);
+        let chunk_samples = (l.records_per_block * max_spr * u64::from(l.group_size)).max(1);
+        let budget = usize::try_from(CALLER_DECODE_SAMPLES / chunk_samples).unwrap_or(1);
+        let decoded = map_helping(work, budget, move |(i, c, b)| {
+            this.decode_chunk(*c, b).map(|d| (*i, *c, d))
+        })
+        .await?;
         for (i, c, d) in decoded {
             let d = Arc::new(d);
             store.cache.insert(
@@ -477,17 +487,25 @@ impl Recording {
             recording: s.id,
             place,
         };
-        let mut buf = sealed.to_vec();
         let scope = self.store.scope(&s.id);
-        let range = open_chunk(
-            &mut buf,
-            ObjectKind::DataChunk,
-            (group, block, 0),
-            &scope,
-            &s.dek,
-        )
-        .ok_or_else(integrity)?;
-        let plain = &buf[range];
+        scratch::with_copy(sealed, |buf| {
+            let range = open_chunk(
+                buf,
+                ObjectKind::DataChunk,
+                (group, block, 0),
+                &scope,
+                &s.dek,
+            )
+            .ok_or_else(integrity)?;
+            self.decode_chunk_plain(group, block, &buf[range])
+        })
+    }
+
+    /// Decodes the plaintext of data chunk (group, block).
+    fn decode_chunk_plain(&self, group: u32, block: u64, plain: &[u8]) -> Result<DecodedChunk> {
+        let s = &self.state;
+        let l = s.body.layout;
+        let place = self.data_place(l.chunk(group, block));
         let records = l.block_records(block);
         let nrec = records.end - records.start;
         let corrupt = |d: String| StoreError::corrupt(format!("recording {} {place}", s.id), d);
@@ -512,7 +530,7 @@ impl Recording {
                 )));
             }
             let mut v = vec![0i32; n];
-            let got = theta_codecs::decode_into(enc, &mut v).map_err(|e| corrupt(e.to_string()))?;
+            let got = scratch::decode_into(enc, &mut v).map_err(|e| corrupt(e.to_string()))?;
             if got != n {
                 return Err(corrupt(format!(
                     "{got} samples decoded where {n} are expected"
@@ -571,16 +589,12 @@ impl Recording {
             .zip(fetched)
             .map(|((&i, e), b)| (i, e, b))
             .collect();
-        let decode = move || {
-            work.into_par_iter()
-                .map(|(i, e, b)| this.decode_page(&e, &b).map(|p| (i, e, p)))
-                .collect::<Result<Vec<_>>>()
-        };
-        let decoded = if missing.len() <= 2 {
-            decode()?
-        } else {
-            run_cpu(decode).await??
-        };
+        let page_values = (2 * self.state.body.overview.page_buckets).max(1);
+        let budget = usize::try_from(CALLER_DECODE_SAMPLES / page_values).unwrap_or(1);
+        let decoded = map_helping(work, budget, move |(i, e, b)| {
+            this.decode_page(e, b).map(|p| (*i, *e, p))
+        })
+        .await?;
         for (i, e, p) in decoded {
             let p = Arc::new(p);
             self.store.cache.insert(
@@ -629,20 +643,31 @@ impl Recording {
             channel: e.channel,
             page: e.page,
         };
-        let mut buf = sealed.to_vec();
         let scope = self.store.scope(&s.id);
-        let range = open_chunk(
-            &mut buf,
-            ObjectKind::OverviewPage,
-            (e.level, u64::from(e.channel), e.page),
-            &scope,
-            &s.dek,
-        )
-        .ok_or(StoreError::Integrity {
-            recording: s.id,
-            place,
-        })?;
-        let plain = &buf[range];
+        scratch::with_copy(sealed, |buf| {
+            let range = open_chunk(
+                buf,
+                ObjectKind::OverviewPage,
+                (e.level, u64::from(e.channel), e.page),
+                &scope,
+                &s.dek,
+            )
+            .ok_or(StoreError::Integrity {
+                recording: s.id,
+                place,
+            })?;
+            self.decode_page_plain(e, place, &buf[range])
+        })
+    }
+
+    /// Decodes the plaintext of an overview page.
+    fn decode_page_plain(
+        &self,
+        e: &PageEntry,
+        place: ChunkPlace,
+        plain: &[u8],
+    ) -> Result<DecodedPage> {
+        let s = &self.state;
         let corrupt = |d: String| StoreError::corrupt(format!("recording {} {place}", s.id), d);
         let g = s.body.overview;
         let spr = u64::from(s.body.signals[e.channel as usize].samples_per_record);
@@ -666,7 +691,7 @@ impl Recording {
                 )));
             }
             let mut v = vec![0i32; n];
-            theta_codecs::decode_into(enc, &mut v).map_err(|e| corrupt(e.to_string()))?;
+            scratch::decode_into(enc, &mut v).map_err(|e| corrupt(e.to_string()))?;
             Ok(v)
         };
         let min = decode(a)?;
