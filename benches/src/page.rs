@@ -10,7 +10,8 @@
 //! Page starts are seeded random offsets. Warm: the same page read once untimed, then timed (the
 //! store's decoded-chunk cache holds it). Cold: `store.clear_cache()` before each timed read (the
 //! encrypted objects are still in the OS page cache, so this measures decrypt + decode + DSP).
-//! The peers (`benches/peers/page_peers.py`, run with `benches/peers/.venv/bin/python`) read the
+//! The peers (`benches/peers/page_peers.py`, run with `benches/peers/.venv/bin/python`, created
+//! and filled with pip on first use) read the
 //! same starts with the same padding from the EDF file.
 
 use std::path::PathBuf;
@@ -123,7 +124,12 @@ fn starts(n: usize, duration: f64, page: f64, seed: u64) -> Vec<f64> {
 
 fn run_peers(file: &str, padding: usize, starts: &[f64]) -> Result<Peers> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("peers");
-    let python = dir.join(".venv/bin/python");
+    let python = crate::peers::peer_python(&[
+        ("numpy", "numpy"),
+        ("scipy", "scipy"),
+        ("pyedflib", "pyedflib"),
+        ("mne", "mne"),
+    ])?;
     let list: Vec<String> = starts.iter().map(|s| format!("{s}")).collect();
     let out = Command::new(&python)
         .arg(dir.join("page_peers.py"))

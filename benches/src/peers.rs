@@ -109,3 +109,57 @@ pub fn flac_size(samples: &[i32], bytes_per_sample: usize, rate_hz: f64) -> anyh
     }
     Ok(output.stdout.len())
 }
+
+/// The Python peers' interpreter, `benches/peers/.venv/bin/python`: the venv is created with
+/// `python3 -m venv` on first use, and every `(module, pip package)` it cannot import yet is
+/// installed with pip, so a fresh checkout runs the peers with nothing set up by hand.
+///
+/// # Errors
+/// `python3` or pip failing (no network to PyPI, no `python3-venv`).
+pub fn peer_python(modules: &[(&str, &str)]) -> anyhow::Result<std::path::PathBuf> {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/.venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        // A link left to a venv that is gone (a removed worktree) is replaced; a folder without
+        // an interpreter is not ours to delete.
+        if venv.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+            std::fs::remove_file(&venv).context("removing the dangling venv link")?;
+        }
+        ensure!(
+            !venv.exists(),
+            "{} exists but has no bin/python: delete it to let the bench recreate it",
+            venv.display()
+        );
+        eprintln!("creating {} …", venv.display());
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .context("python3 -m venv (Debian: apt-get install python3-venv)")?
+            .success();
+        ensure!(ok, "python3 -m venv {} failed", venv.display());
+    }
+    let missing: Vec<&str> = modules
+        .iter()
+        .filter(|(module, _)| {
+            !Command::new(&python)
+                .args(["-c", &format!("import {module}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .map(|(_, package)| *package)
+        .collect();
+    if !missing.is_empty() {
+        eprintln!("installing the Python peers: {} …", missing.join(" "));
+        let ok = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet"])
+            .args(&missing)
+            .status()
+            .context("pip install")?
+            .success();
+        ensure!(ok, "pip install {} failed", missing.join(" "));
+    }
+    Ok(python)
+}

@@ -178,33 +178,6 @@ fn time_runs(runs: usize, mut f: impl FnMut() -> Result<Vec<i64>>) -> Result<(Ve
     Ok((seconds, sums))
 }
 
-fn peer_python(root: &Path) -> Result<PathBuf> {
-    let venv = root.join("benches/peers/.venv");
-    let python = venv.join("bin/python");
-    if python.exists() {
-        return Ok(python);
-    }
-    eprintln!("creating {} with pyedflib and numpy …", venv.display());
-    let ok = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .context("python3 -m venv")?
-        .success();
-    if !ok {
-        bail!("python3 -m venv failed");
-    }
-    let ok = Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "pyedflib", "numpy"])
-        .status()
-        .context("pip install")?
-        .success();
-    if !ok {
-        bail!("pip install pyedflib numpy failed");
-    }
-    Ok(python)
-}
-
 #[derive(serde::Deserialize)]
 struct PeerOutput {
     reader: String,
@@ -261,7 +234,7 @@ pub fn run(args: &ReadArgs) -> Result<()> {
     let mut speedup = None;
     if !args.no_peer {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let python = peer_python(&root)?;
+        let python = crate::peers::peer_python(&[("pyedflib", "pyedflib"), ("numpy", "numpy")])?;
         let out = Command::new(python)
             .arg(root.join("benches/peers/read_pyedflib.py"))
             .arg(&path)
