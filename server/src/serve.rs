@@ -144,8 +144,13 @@ pub async fn serve_state(
         .map_err(|e| Error::io(settings.listen.to_string(), e))?;
     let handle: Handle<SocketAddr> = Handle::new();
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // TCP_NODELAY on every accepted connection: an answer is written as TLS records of which the
+    // last is usually short, and Nagle's algorithm would hold it until the client's delayed ACK
+    // (up to 40 ms on Linux) — a stall on a fraction of page requests, the whole tail of the
+    // window endpoint's latency.
     let server = axum_server::from_tcp_rustls(listener, config)
         .map_err(|e| Error::io(addr.to_string(), e))?
+        .map(|tls| tls.acceptor(axum_server::accept::NoDelayAcceptor::new()))
         .handle(handle.clone());
     let task = tokio::spawn(async move { server.serve(app).await });
 
