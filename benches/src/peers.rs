@@ -122,7 +122,10 @@ pub fn peer_python(modules: &[(&str, &str)]) -> anyhow::Result<std::path::PathBu
     if !python.exists() {
         // A link left to a venv that is gone (a removed worktree) is replaced; a folder without
         // an interpreter is not ours to delete.
-        if venv.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        if venv
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
             std::fs::remove_file(&venv).context("removing the dangling venv link")?;
         }
         ensure!(

@@ -270,13 +270,8 @@ async fn run_async(args: &ServiceArgs) -> Result<ServiceReport> {
     // One page to check the answer and measure its size.
     let mut probe = Conn::open(addr, &tls).await?;
     probe.login(&creds.password, &creds.totp_secret).await?;
-    let (s, body) = probe
-        .send(
-            "GET",
-            &format!("/api/recordings/{id}/window?start=0&{PAGE}"),
-            None,
-        )
-        .await?;
+    let first_page = format!("/api/recordings/{id}/window?start=0&{PAGE}");
+    let (s, body) = probe.send("GET", &first_page, None).await?;
     if s != 200 {
         bail!("window: {s} {}", String::from_utf8_lossy(&body));
     }
@@ -288,13 +283,7 @@ async fn run_async(args: &ServiceArgs) -> Result<ServiceReport> {
     let accept = args.arrow.then_some(ARROW_STREAM);
     let page_bytes = if args.arrow {
         probe.accept = accept;
-        let (s, body) = probe
-            .send(
-                "GET",
-                &format!("/api/recordings/{id}/window?start=0&{PAGE}"),
-                None,
-            )
-            .await?;
+        let (s, body) = probe.send("GET", &first_page, None).await?;
         // An IPC stream opens with the continuation marker of its schema message.
         anyhow::ensure!(
             s == 200 && body.starts_with(&[0xff, 0xff, 0xff, 0xff]),
