@@ -8,6 +8,7 @@
 //! * `verify` over a log of `--events` events (default 10 million, built by the bulk path with
 //!   `synchronous = OFF`), beside a plain `SELECT` of every column of every row.
 
+use crate::stats::{median, percentile};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -69,19 +70,6 @@ pub struct AuditResults {
     pub scan_events_per_s: f64,
     /// Whether the verified log verified.
     pub verify_ok: bool,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i]
 }
 
 struct Scratch {
@@ -274,7 +262,7 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<()> {
         lat.extend(l);
     }
     lat.sort_unstable();
-    r.appender_events_per_s = median(rates);
+    r.appender_events_per_s = median(&rates);
     r.enqueue_p50_ns = percentile(&lat, 0.50);
     r.enqueue_p99_ns = percentile(&lat, 0.99);
     r.enqueue_max_ns = lat.last().copied().unwrap_or(0);
@@ -286,8 +274,8 @@ pub fn run(args: &AuditArgs) -> anyhow::Result<()> {
         let peer: Vec<f64> = (0..args.reps.max(1))
             .map(|_| sqlite_batches(args, batch))
             .collect::<anyhow::Result<_>>()?;
-        r.append_batch_events_per_s.push((batch, median(ours)));
-        r.sqlite_insert_events_per_s.push((batch, median(peer)));
+        r.append_batch_events_per_s.push((batch, median(&ours)));
+        r.sqlite_insert_events_per_s.push((batch, median(&peer)));
     }
 
     verify_big(args, &mut r).context("verify")?;

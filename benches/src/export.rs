@@ -8,6 +8,7 @@
 //! dates, masked annotations); the median wall time gives MB/s of raw samples (2 bytes per
 //! EDF sample) and the output/raw size ratio.
 
+use crate::stats::median;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,12 +75,6 @@ pub struct ExportReport {
     pub cores: usize,
     /// Per format.
     pub formats: Vec<FormatResult>,
-}
-
-fn median(v: &[Duration]) -> Duration {
-    let mut v = v.to_vec();
-    v.sort();
-    v[v.len() / 2]
 }
 
 /// Runs the benchmark.
@@ -201,12 +196,13 @@ async fn run_async(args: &ExportArgs) -> Result<ExportReport> {
             last = Some(report);
         }
         let last = last.expect("at least one run");
-        let m = median(&times);
+        let runs_s: Vec<f64> = times.iter().map(Duration::as_secs_f64).collect();
+        let m = median(&runs_s);
         formats.push(FormatResult {
             format: name.into(),
-            median_s: m.as_secs_f64(),
-            runs_s: times.iter().map(Duration::as_secs_f64).collect(),
-            raw_mb_per_s: raw_bytes as f64 / 1e6 / m.as_secs_f64(),
+            median_s: m,
+            runs_s,
+            raw_mb_per_s: raw_bytes as f64 / 1e6 / m,
             output_ratio: last.output_bytes as f64 / raw_bytes as f64,
             files: last.files,
         });

@@ -13,4 +13,5 @@ pub mod peers;
 pub mod read;
 pub mod service;
 pub mod service_audit;
+mod stats;
 pub mod store;

@@ -9,6 +9,7 @@
 //! and signal by signal (`read_digital` over each whole signal, what pyedflib's `readSignal`
 //! does). Peak memory is the process's VmHWM, reset after generation.
 
+use crate::stats::median;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -70,12 +71,6 @@ pub struct ReadReport {
     pub results: Vec<ReaderResult>,
     /// Theta record-by-record throughput over pyedflib's, when the peer ran.
     pub speedup_vs_pyedflib: Option<f64>,
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s[s.len() / 2]
 }
 
 /// Peak resident set size of this process (VmHWM), bytes.

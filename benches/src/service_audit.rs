@@ -20,6 +20,7 @@
 //! rounds); `--concurrency` tasks on a multi-thread runtime give the sustained throughput, and
 //! for the trail the events committed per second (flushed at the end of the timed window).
 
+use crate::stats::{median, percentile};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -111,16 +112,6 @@ impl AuditSink for NullSink {
 }
 
 const PASSWORD: &str = "Kq7#vLm2!xTz9p";
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn pct(sorted: &[u64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
-}
 
 /// Creates the administrator `pmartin` with TOTP; returns (account id, TOTP secret).
 fn administrator(base: &AppState) -> anyhow::Result<(String, String)> {
@@ -254,7 +245,9 @@ async fn sequential(
         std::hint::black_box(body);
     }
     lat.sort_unstable();
-    Ok((pct(&lat, 0.50), pct(&lat, 0.99)))
+    // Nanoseconds to microseconds.
+    let us = |p| percentile(&lat, p) as f64 / 1000.0;
+    Ok((us(0.50), us(0.99)))
 }
 
 async fn throughput(
@@ -406,10 +399,10 @@ async fn run_async(args: &ServiceAuditArgs) -> anyhow::Result<()> {
         endpoint: args.endpoint,
         requests,
         rounds: args.rounds,
-        none_p50_us: median(n50),
-        none_p99_us: median(n99),
-        trail_p50_us: median(t50),
-        trail_p99_us: median(t99),
+        none_p50_us: median(&n50),
+        none_p99_us: median(&n99),
+        trail_p50_us: median(&t50),
+        trail_p99_us: median(&t99),
         none_requests_per_s: n_none as f64 / args.seconds as f64,
         trail_requests_per_s: n_trail as f64 / args.seconds as f64,
         trail_events_per_s: committed as f64 / elapsed,
