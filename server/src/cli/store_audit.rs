@@ -181,13 +181,7 @@ fn report_integrity(settings: &Settings) {
 /// Sends a new or escalated incident to the profile's webhooks and reports the outcome on stderr.
 fn notify_partner(settings: &Settings, id: &str, event: &'static str) {
     use crate::incidents::{deliver, notify::Hook};
-    let hooks = match settings
-        .incidents
-        .webhooks
-        .iter()
-        .map(Hook::from_settings)
-        .collect::<crate::error::Result<Vec<_>>>()
-    {
+    let hooks = match Hook::all(settings) {
         Ok(h) if h.is_empty() => return,
         Ok(h) => h,
         Err(e) => {

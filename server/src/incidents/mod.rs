@@ -324,12 +324,7 @@ impl Incidents {
     /// # Errors
     /// Unreadable webhook secrets or CA bundles; database errors.
     pub fn new(settings: &Settings, db: Db, metrics: Arc<Metrics>) -> Result<Incidents> {
-        let hooks = settings
-            .incidents
-            .webhooks
-            .iter()
-            .map(Hook::from_settings)
-            .collect::<Result<Vec<_>>>()?;
+        let hooks = Hook::all(settings)?;
         let engine = Engine::new(settings.incidents.clone());
         let since = Utc::now() - Duration::hours(48);
         for (scope, key, level, until, set_at) in
@@ -556,29 +551,8 @@ impl Incidents {
                 // The webhook was removed from the configuration: nothing to send it to.
                 continue;
             }
-            let st = state.clone();
-            let now = move || st.now();
-            let m = state.clone();
-            let outcomes = deliver(
-                state.db(),
-                &hooks,
-                &inc.environment,
-                &id,
-                "incident.redelivery",
-                &now,
-                &|outcome| m.metrics().webhook(outcome),
-            )
-            .await;
-            for o in &outcomes {
-                delivered += usize::from(o.delivered);
-                if o.became_notified {
-                    let mut e =
-                        AuditEvent::service(o.at, AuditAction::IncidentUpdate, SERVICE_ACTOR)
-                            .resource(ResourceKind::Incident, id.clone());
-                    e.actor = Actor::Service(SERVICE_ACTOR.into());
-                    state.audit(e);
-                }
-            }
+            let outcomes = deliver_audited(state, &hooks, &id, "incident.redelivery").await;
+            delivered += outcomes.iter().filter(|o| o.delivered).count();
         }
         inc.refresh_metrics(state.now()).await;
         delivered
@@ -698,17 +672,21 @@ async fn handle_job(state: &AppState, job: Job, inline_notify: bool) {
 
 async fn notify_all(state: &AppState, id: &str, event: &'static str) {
     let inc = state.incidents();
-    let st = state.clone();
-    let now = move || st.now();
-    let m = state.clone();
+    deliver_audited(state, &inc.hooks, id, event).await;
+    inc.refresh_metrics(state.now()).await;
+}
+
+/// [`deliver`] on the service's clock and metrics; the delivery that makes the incident
+/// `notified` is audited (`incident.update` by the service).
+async fn deliver_audited(state: &AppState, hooks: &[Hook], id: &str, event: &str) -> Vec<Delivery> {
     let outcomes = deliver(
         state.db(),
-        &inc.hooks,
-        &inc.environment,
+        hooks,
+        &state.incidents().environment,
         id,
         event,
-        &now,
-        &|outcome| m.metrics().webhook(outcome),
+        &|| state.now(),
+        &|outcome| state.metrics().webhook(outcome),
     )
     .await;
     for o in outcomes.iter().filter(|o| o.became_notified) {
@@ -717,7 +695,7 @@ async fn notify_all(state: &AppState, id: &str, event: &'static str) {
         e.actor = Actor::Service(SERVICE_ACTOR.into());
         state.audit(e);
     }
-    inc.refresh_metrics(state.now()).await;
+    outcomes
 }
 
 /// What became of one webhook delivery of an incident.

@@ -74,6 +74,19 @@ impl Hook {
         })
     }
 
+    /// Every webhook a profile configures.
+    ///
+    /// # Errors
+    /// As [`Hook::from_settings`].
+    pub fn all(settings: &crate::config::Settings) -> Result<Vec<Hook>> {
+        settings
+            .incidents
+            .webhooks
+            .iter()
+            .map(Hook::from_settings)
+            .collect()
+    }
+
     /// Whether this hook receives incidents of `tenant`.
     pub fn serves(&self, tenant: Option<&str>) -> bool {
         self.tenant == "*" || tenant == Some(self.tenant.as_str())
