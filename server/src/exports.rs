@@ -247,16 +247,8 @@ impl JobRequest {
         if self.power_line_hz != 50.0 && self.power_line_hz != 60.0 {
             return Err(Error::invalid("power_line_hz", "50 or 60"));
         }
-        if self.authors.len() > 200
-            || self.authors.iter().any(|a| {
-                a.trim().is_empty() || a.chars().count() > 200 || a.chars().any(char::is_control)
-            })
-        {
-            return Err(Error::invalid(
-                "authors",
-                "at most 200 names of 1 to 200 characters, no control characters",
-            ));
-        }
+        theta_query::export::check_authors(&self.authors)
+            .map_err(|rule| Error::invalid("authors", rule))?;
         Ok(())
     }
 

@@ -37,21 +37,7 @@ fn validate(spec: &ExportSpec) -> Result<(), ExportError> {
             "task label: 1-64 letters and digits (BIDS)".into(),
         ));
     }
-    if spec.authors.len() > MAX_AUTHORS {
-        return Err(ExportError::Invalid(format!(
-            "authors: at most {MAX_AUTHORS}"
-        )));
-    }
-    if let Some(i) = spec.authors.iter().position(|a| {
-        a.trim().is_empty()
-            || a.chars().count() > MAX_AUTHOR_CHARS
-            || a.chars().any(char::is_control)
-    }) {
-        return Err(ExportError::Invalid(format!(
-            "author {}: 1-{MAX_AUTHOR_CHARS} characters, no control characters",
-            i + 1
-        )));
-    }
+    check_authors(&spec.authors).map_err(ExportError::Invalid)?;
     if !(spec.power_line_hz.is_finite() && spec.power_line_hz > 0.0 && spec.power_line_hz < 1e3) {
         return Err(ExportError::Invalid(
             "power line frequency: a positive number of hertz (50 or 60)".into(),
@@ -64,6 +50,29 @@ fn validate(spec: &ExportSpec) -> Result<(), ExportError> {
 const MAX_AUTHORS: usize = 200;
 /// Longest author entry, in characters.
 const MAX_AUTHOR_CHARS: usize = 200;
+
+/// Checks a dataset's authors (at most 200 names of 1 to 200 characters, no control
+/// characters); the error says which rule and which author. The service checks a job's request
+/// with it before queueing it.
+///
+/// # Errors
+/// The rule broken, as text.
+pub fn check_authors(authors: &[String]) -> Result<(), String> {
+    if authors.len() > MAX_AUTHORS {
+        return Err(format!("authors: at most {MAX_AUTHORS}"));
+    }
+    if let Some(i) = authors.iter().position(|a| {
+        a.trim().is_empty()
+            || a.chars().count() > MAX_AUTHOR_CHARS
+            || a.chars().any(char::is_control)
+    }) {
+        return Err(format!(
+            "author {}: 1-{MAX_AUTHOR_CHARS} characters, no control characters",
+            i + 1
+        ));
+    }
+    Ok(())
+}
 
 fn cohort_digest(cohort: &str) -> String {
     use sha2::Digest;
