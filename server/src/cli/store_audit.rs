@@ -144,10 +144,12 @@ fn report_integrity(settings: &Settings) {
     )
     .indicator(IndicatorKind::Resource, "store");
     let actor = crate::audit::cli_actor();
-    let r = crate::serve::open_db(settings)
-        .and_then(|db| db.call_blocking(|c| register::upsert(c, &det, &actor)));
+    let r = crate::serve::open_db(settings).and_then(|db| {
+        let up = db.call_blocking(|c| register::upsert(c, &det, &actor))?;
+        Ok((db, up))
+    });
     match r {
-        Ok(up) => {
+        Ok((db, up)) => {
             let action = if up.created {
                 AuditAction::IncidentCreate
             } else {
@@ -165,34 +167,22 @@ fn report_integrity(settings: &Settings) {
                 up.incident.id,
                 up.incident.deadline_at.to_rfc3339()
             );
-            let event = if up.created {
-                "incident.created"
-            } else if up.escalated {
-                "incident.escalated"
-            } else {
-                return;
-            };
-            notify_partner(settings, &up.incident.id, event);
+            if let Some(event) = up.notification() {
+                notify_partner(settings, &db, &up.incident.id, event);
+            }
         }
         Err(e) => eprintln!("theta: the integrity incident could not be recorded: {e}"),
     }
 }
 
 /// Sends a new or escalated incident to the profile's webhooks and reports the outcome on stderr.
-fn notify_partner(settings: &Settings, id: &str, event: &'static str) {
+fn notify_partner(settings: &Settings, db: &crate::db::Db, id: &str, event: &'static str) {
     use crate::incidents::{deliver, notify::Hook};
     let hooks = match Hook::all(settings) {
         Ok(h) if h.is_empty() => return,
         Ok(h) => h,
         Err(e) => {
             eprintln!("theta: incident {id} not sent to the partner, webhook settings: {e}");
-            return;
-        }
-    };
-    let db = match crate::serve::open_db(settings) {
-        Ok(db) => db,
-        Err(e) => {
-            eprintln!("theta: incident {id} not sent to the partner: {e}");
             return;
         }
     };
@@ -208,7 +198,7 @@ fn notify_partner(settings: &Settings, id: &str, event: &'static str) {
     };
     let environment = settings.environment();
     let outcomes = rt.block_on(deliver(
-        &db,
+        db,
         &hooks,
         &environment,
         id,

@@ -648,14 +648,7 @@ async fn handle_job(state: &AppState, job: Job, inline_notify: bool) {
                 created = up.created,
                 "security incident"
             );
-            let event = if up.created {
-                Some("incident.created")
-            } else if up.escalated {
-                Some("incident.escalated")
-            } else {
-                None
-            };
-            if let Some(event) = event {
+            if let Some(event) = up.notification() {
                 if inline_notify {
                     notify_all(state, &up.incident.id, event).await;
                 } else {

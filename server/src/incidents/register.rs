@@ -114,6 +114,20 @@ pub struct Upserted {
     pub escalated: bool,
 }
 
+impl Upserted {
+    /// The notification the partner is owed for this change: `incident.created`,
+    /// `incident.escalated`, or none for a repeated detection.
+    pub fn notification(&self) -> Option<&'static str> {
+        if self.created {
+            Some("incident.created")
+        } else if self.escalated {
+            Some("incident.escalated")
+        } else {
+            None
+        }
+    }
+}
+
 const COLUMNS: &str = "id, priority, category, status, tenant_id, summary, detected_at, updated_at, \
                        deadline_at, notified_at, contained_at, closed_at, detections";
 
