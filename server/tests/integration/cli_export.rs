@@ -3,30 +3,20 @@
 
 use serde_json::Value;
 
-use crate::support::{ok, theta};
+use crate::support::{cli_store, ok, theta};
 
 #[test]
 fn export_real_recordings_resume_and_refuse() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("eeg");
-    let s = store.to_str().unwrap().to_string();
-    ok(&theta(&["init", "--store", &s, "--env", "test"]));
     // A TUH EDF, a BioSemi BDF and an annotation-only hypnogram (Sleep-EDF).
-    for file in [
-        "00009578_s006_t001.edf",
-        "Newtest17-256.bdf",
-        "SC4001EC-Hypnogram.edf",
-    ] {
-        let path = theta_fixtures::shared_eeg_dir().join(file);
-        ok(&theta(&[
-            "ingest",
-            "--store",
-            &s,
-            "--tenant",
-            "hospital-a",
-            path.to_str().unwrap(),
-        ]));
-    }
+    let (s, _) = cli_store(
+        dir.path(),
+        &[
+            ("00009578_s006_t001.edf", "hospital-a"),
+            ("Newtest17-256.bdf", "hospital-a"),
+            ("SC4001EC-Hypnogram.edf", "hospital-a"),
+        ],
+    );
     let out = dir.path().join("bids");
     let o = out.to_str().unwrap().to_string();
     let export = |o: &str, project: &str, format: &str, cohort: &str| {

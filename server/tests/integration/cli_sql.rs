@@ -1,29 +1,19 @@
 //! `theta sql` end to end: a temporary encrypted store with real recordings of two tenants,
 //! queried through the binary in the three output formats; scoping by `--tenant`.
 
-use crate::support::{ok, theta};
+use crate::support::{cli_store, ok, theta};
 use serde_json::Value;
 
 #[test]
 fn sql_formats_and_tenant_scope() {
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("eeg");
-    let s = store.to_str().unwrap().to_string();
-    ok(&theta(&["init", "--store", &s, "--env", "test"]));
-    for (file, tenant) in [
-        ("00009578_s006_t001.edf", "hospital-a"),
-        ("Newtest17-256.bdf", "hospital-b"),
-    ] {
-        let path = theta_fixtures::shared_eeg_dir().join(file);
-        ok(&theta(&[
-            "ingest",
-            "--store",
-            &s,
-            "--tenant",
-            tenant,
-            path.to_str().unwrap(),
-        ]));
-    }
+    let (s, _) = cli_store(
+        dir.path(),
+        &[
+            ("00009578_s006_t001.edf", "hospital-a"),
+            ("Newtest17-256.bdf", "hospital-b"),
+        ],
+    );
     let sql = |tenants: &str, format: &str, q: &str| {
         theta(&[
             "sql", "--store", &s, "--tenant", tenants, "--format", format, q,

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use crate::support::{ok, theta};
+use crate::support::{cli_store, ok, theta};
 use serde_json::Value;
 use theta_query::dsp::{
     FiltFiltPad, FilterSpec, Welch, minmax_columns, sosfilt, sosfilt_zi, sosfiltfilt,
@@ -22,20 +22,8 @@ fn json(out: &Output) -> Value {
 
 /// A store in `dir` holding one real file from the shared folder; returns (store, recording id).
 fn ingest(dir: &Path, file: &str) -> (String, String) {
-    let store = dir.join("eeg");
-    let s = store.to_str().unwrap().to_string();
-    ok(&theta(&["init", "--store", &s, "--env", "test"]));
-    let path = theta_fixtures::shared_eeg_dir().join(file);
-    let out = ok(&theta(&[
-        "ingest",
-        "--store",
-        &s,
-        "--tenant",
-        "hospital-a",
-        path.to_str().unwrap(),
-    ]));
-    let line: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
-    (s, line["recording_id"].as_str().unwrap().to_string())
+    let (s, mut ids) = cli_store(dir, &[(file, "hospital-a")]);
+    (s, ids.remove(0))
 }
 
 /// Raw physical channels `labels` over `[start, start + duration)`, by label, from the binary.

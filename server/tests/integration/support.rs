@@ -387,6 +387,30 @@ pub(crate) fn ok(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `theta init` of a test store at `dir/eeg`, then `theta ingest` of each shared real file into
+/// its tenant; returns the store path and the recording ids, in order.
+pub(crate) fn cli_store(dir: &std::path::Path, files: &[(&str, &str)]) -> (String, Vec<String>) {
+    let s = dir.join("eeg").to_str().unwrap().to_string();
+    ok(&theta(&["init", "--store", &s, "--env", "test"]));
+    let ids = files
+        .iter()
+        .map(|(file, tenant)| {
+            let path = theta_fixtures::shared_eeg_dir().join(file);
+            let out = ok(&theta(&[
+                "ingest",
+                "--store",
+                &s,
+                "--tenant",
+                tenant,
+                path.to_str().unwrap(),
+            ]));
+            let line: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+            line["recording_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    (s, ids)
+}
+
 /// Every file under `dir`, recursively.
 pub(crate) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
