@@ -234,22 +234,7 @@ async fn run_by(
     out
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
+use theta_fixtures::files_under;
 
 /// No identifying string, store id or source date in any byte of any output file (names too).
 fn assert_no_leak(f: &Fixture, out: &Path) {

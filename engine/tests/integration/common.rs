@@ -1,6 +1,6 @@
 //! Shared helpers for the store tests.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use theta_engine::crypto::{Keyring, LocalKeyring};
@@ -53,23 +53,7 @@ pub(crate) async fn ingest(store: &Store, spec: &Spec, opts: IngestOptions) -> R
     store.recording(report.recording).await.unwrap()
 }
 
-/// Every file under a folder, recursively.
-pub(crate) fn files_under(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
+pub(crate) use theta_fixtures::files_under;
 
 /// Compares a window of every channel with the spec, using the recording's onsets.
 pub(crate) async fn assert_window_matches(rec: &Recording, spec: &Spec, start: f64, duration: f64) {

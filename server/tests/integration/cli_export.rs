@@ -55,7 +55,7 @@ fn export_real_recordings_resume_and_refuse() {
         description["Authors"],
         serde_json::json!(["Claire Dubois", "Yann Le Gall"])
     );
-    let bdf = crate::support::walk(&out)
+    let bdf = theta_fixtures::files_under(&out)
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with("_eeg.bdf"))
         .count();
@@ -92,5 +92,5 @@ fn export_real_recordings_resume_and_refuse() {
     .unwrap();
     assert_eq!(report["recordings"], 1, "{report}");
     assert!(pq.join("recordings.parquet").is_file());
-    assert_eq!(crate::support::walk(&pq.join("samples")).len(), 1);
+    assert_eq!(theta_fixtures::files_under(&pq.join("samples")).len(), 1);
 }

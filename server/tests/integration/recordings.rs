@@ -490,7 +490,7 @@ async fn a_corrupted_chunk_is_a_500_and_a_p1_integrity_incident() {
     let id = v["recording_id"].as_str().unwrap().to_owned();
     // Flip one byte in the middle of every data object of the store.
     let mut flipped = 0;
-    for entry in crate::support::walk(&app.dir.path().join("store")) {
+    for entry in theta_fixtures::files_under(&app.dir.path().join("store")) {
         if entry.components().any(|c| c.as_os_str() == "data") {
             let mut b = std::fs::read(&entry).unwrap();
             let i = b.len() / 2;

@@ -410,17 +410,3 @@ pub(crate) fn cli_store(dir: &std::path::Path, files: &[(&str, &str)]) -> (Strin
         .collect();
     (s, ids)
 }
-
-/// Every file under `dir`, recursively.
-pub(crate) fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
