@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use theta_engine::crypto::{Keyring, LocalKeyring};
+use theta_engine::crypto::{KekId, Keyring, LocalKeyring};
 use theta_engine::store::{IngestOptions, Recording, Store, StoreOptions, WindowRequest};
 
 use crate::synth::Spec;
@@ -45,6 +45,52 @@ pub(crate) async fn local_store() -> LocalStore {
         dir,
         store,
         keyring,
+    }
+}
+
+/// A store whose keyring is a key file (`dev`), as `theta init` makes: for the rotation tests,
+/// which change the key file between openings.
+pub(crate) struct KeyFileStore {
+    _dir: tempfile::TempDir,
+    pub(crate) root: PathBuf,
+    key_path: PathBuf,
+    /// The key-encryption key the store was created under.
+    pub(crate) first_kek: KekId,
+    pub(crate) store: Store,
+}
+
+impl KeyFileStore {
+    pub(crate) async fn new() -> KeyFileStore {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let key_path = dir.path().join("store.keys");
+        let ring = LocalKeyring::create_file(&key_path, "dev").unwrap();
+        let first_kek = ring.current_kek().unwrap();
+        let store = Store::init_local(&root, "dev", Arc::new(ring), StoreOptions::default())
+            .await
+            .unwrap();
+        KeyFileStore {
+            _dir: dir,
+            root,
+            key_path,
+            first_kek,
+            store,
+        }
+    }
+
+    /// Changes the key file with `change`, saves it, and opens the store with it (as the next
+    /// `theta` command would); returns what `change` returned and the store.
+    pub(crate) async fn rekeyed<R>(
+        &self,
+        change: impl FnOnce(&mut LocalKeyring) -> R,
+    ) -> (R, Store) {
+        let mut ring = LocalKeyring::open_file(&self.key_path).unwrap();
+        let r = change(&mut ring);
+        ring.save().unwrap();
+        let store = Store::open_local(&self.root, Arc::new(ring), StoreOptions::default())
+            .await
+            .unwrap();
+        (r, store)
     }
 }
 

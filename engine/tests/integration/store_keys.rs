@@ -1,12 +1,10 @@
 //! Key rotation re-wraps data keys without touching data; shredding makes a recording
 //! unreadable forever.
 
-use std::sync::Arc;
+use theta_engine::crypto::LocalKeyring;
+use theta_engine::store::{IngestOptions, RecordingStatus, StoreError};
 
-use theta_engine::crypto::{Keyring, LocalKeyring};
-use theta_engine::store::{IngestOptions, RecordingStatus, Store, StoreError, StoreOptions};
-
-use crate::common::{assert_window_matches, files_under, ingest};
+use crate::common::{KeyFileStore, assert_window_matches, files_under, ingest};
 use crate::synth::Spec;
 
 fn digest(path: &std::path::Path) -> Vec<u8> {
@@ -16,35 +14,24 @@ fn digest(path: &std::path::Path) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotate_then_shred() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("store");
-    let key_path = dir.path().join("store.keys");
-    let ring = LocalKeyring::create_file(&key_path, "dev").unwrap();
-    let old_kek = ring.current_kek().unwrap();
-    let store = Store::init_local(&root, "dev", Arc::new(ring), StoreOptions::default())
-        .await
-        .unwrap();
+    let k = KeyFileStore::new().await;
+    let (root, old_kek, store) = (&k.root, &k.first_kek, &k.store);
     let specs = [
         Spec::new(51, &[64, 16], 1.0, 30),
         Spec::new(52, &[32], 2.0, 10),
     ];
     let mut ids = Vec::new();
     for s in &specs {
-        ids.push(ingest(&store, s, IngestOptions::default()).await.id());
+        ids.push(ingest(store, s, IngestOptions::default()).await.id());
     }
-    let before: Vec<_> = files_under(&root)
+    let before: Vec<_> = files_under(root)
         .into_iter()
         .filter(|p| !p.ends_with("key"))
         .map(|p| (p.clone(), digest(&p)))
         .collect();
 
     // Rotate: a new KEK becomes current; the old one stays until everything is re-wrapped.
-    let mut ring = LocalKeyring::open_file(&key_path).unwrap();
-    let new_kek = ring.add_generated();
-    ring.save().unwrap();
-    let store = Store::open_local(&root, Arc::new(ring), StoreOptions::default())
-        .await
-        .unwrap();
+    let (new_kek, store) = k.rekeyed(LocalKeyring::add_generated).await;
     let report = store.rotate_keys().await.unwrap();
     assert_eq!(report.rewrapped.len(), 2, "{report:?}");
     assert!(report.failed.is_empty());
@@ -54,13 +41,13 @@ async fn rotate_then_shred() {
         assert_eq!(&digest(p), d, "{} must not change", p.display());
     }
     // The old KEK can now go: everything reads with the new one alone.
-    let mut ring = LocalKeyring::open_file(&key_path).unwrap();
-    ring.remove(&old_kek).unwrap();
-    ring.save().unwrap();
-    assert_eq!(ring.kek_ids(), vec![new_kek]);
-    let store = Store::open_local(&root, Arc::new(ring), StoreOptions::default())
-        .await
-        .unwrap();
+    let (ids_left, store) = k
+        .rekeyed(|ring| {
+            ring.remove(old_kek).unwrap();
+            ring.kek_ids()
+        })
+        .await;
+    assert_eq!(ids_left, vec![new_kek]);
     for (s, id) in specs.iter().zip(&ids) {
         let rec = store.recording(*id).await.unwrap();
         assert_window_matches(&rec, s, 0.0, rec.duration()).await;
@@ -79,13 +66,7 @@ async fn rotate_then_shred() {
     let e = store.recording(ids[0]).await.unwrap_err();
     assert!(matches!(e, StoreError::Shredded { .. }), "{e}");
     // Even a fresh process with every key cannot read it.
-    let fresh = Store::open_local(
-        &root,
-        Arc::new(LocalKeyring::open_file(&key_path).unwrap()),
-        StoreOptions::default(),
-    )
-    .await
-    .unwrap();
+    let (_, fresh) = k.rekeyed(|_| ()).await;
     assert!(matches!(
         fresh.recording(ids[0]).await.unwrap_err(),
         StoreError::Shredded { .. }

@@ -3,21 +3,15 @@
 
 use std::sync::Arc;
 
-use theta_engine::crypto::{Keyring, LocalKeyring};
+use theta_engine::crypto::LocalKeyring;
 use theta_engine::store::{Store, StoreError, StoreOptions};
 
-use crate::common::files_under;
+use crate::common::{KeyFileStore, files_under};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn project_secrets_are_sealed_stable_and_rotated() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("store");
-    let key_path = dir.path().join("store.keys");
-    let ring = LocalKeyring::create_file(&key_path, "dev").unwrap();
-    let old_kek = ring.current_kek().unwrap();
-    let store = Store::init_local(&root, "dev", Arc::new(ring), StoreOptions::default())
-        .await
-        .unwrap();
+    let k = KeyFileStore::new().await;
+    let (root, old_kek, store) = (&k.root, &k.first_kek, &k.store);
 
     let a = store.project_secret("Epilepsy cohort 2026").await.unwrap();
     let a2 = store.project_secret("Epilepsy cohort 2026").await.unwrap();
@@ -66,20 +60,10 @@ async fn project_secrets_are_sealed_stable_and_rotated() {
     }
 
     // Rotation re-wraps projects; the old KEK can then go.
-    let mut ring = LocalKeyring::open_file(&key_path).unwrap();
-    ring.add_generated();
-    ring.save().unwrap();
-    let store = Store::open_local(&root, Arc::new(ring), StoreOptions::default())
-        .await
-        .unwrap();
+    let (_, store) = k.rekeyed(LocalKeyring::add_generated).await;
     let report = store.rotate_keys().await.unwrap();
     assert_eq!(report.projects_rewrapped, 2, "{report:?}");
-    let mut ring = LocalKeyring::open_file(&key_path).unwrap();
-    ring.remove(&old_kek).unwrap();
-    ring.save().unwrap();
-    let store = Store::open_local(&root, Arc::new(ring), StoreOptions::default())
-        .await
-        .unwrap();
+    let (_, store) = k.rekeyed(|ring| ring.remove(old_kek).unwrap()).await;
     assert_eq!(
         *store.project_secret("Epilepsy cohort 2026").await.unwrap(),
         *a
