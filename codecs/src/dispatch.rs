@@ -287,7 +287,7 @@ multiversion! {
 
 multiversion! {
     /// Autocorrelation for LPC analysis (see `predict::analysis::autocorrelation_body`).
-    fn autocorrelation(x: &[f64], ac: &mut [f64]) = crate::predict::analysis::autocorrelation_body;
+    fn autocorrelation(x: &[f32], ac: &mut [f64]) = crate::predict::analysis::autocorrelation_body;
 }
 
 multiversion! {
@@ -303,4 +303,9 @@ multiversion! {
 multiversion! {
     /// Residual sums of the fixed orders (see `predict::fixed_sums_body`).
     fn fixed_sums(y: &[i32]) -> [u64; 5] = crate::predict::fixed_sums_body;
+}
+
+multiversion! {
+    /// Minimum, maximum and step count of a block (see `block::stats_body`).
+    fn block_stats(x: &[i32]) -> (i32, i32, usize) = crate::block::stats_body;
 }

@@ -140,12 +140,17 @@ pub fn max_encoded_len(n: usize, width: SampleWidth) -> usize {
     block::max_encoded_len(n, width)
 }
 
-fn validate(samples: &[i32], width: SampleWidth) -> Result<()> {
+fn validate(samples: &[i32], width: SampleWidth, isa: dispatch::Isa) -> Result<()> {
     if samples.len() > MAX_BLOCK_SAMPLES {
         return Err(CodecError::invalid_argument(format!(
             "block of {} samples exceeds the maximum of {MAX_BLOCK_SAMPLES}",
             samples.len()
         )));
+    }
+    // The vectorised range first; the position only for the error.
+    let (min, max, _) = dispatch::block_stats(isa, samples);
+    if min >= width.min() && max <= width.max() {
+        return Ok(());
     }
     if let Some(i) = samples
         .iter()
@@ -180,7 +185,7 @@ impl Encoder {
     /// `InvalidArgument` when a sample is outside `width` or the block is longer than
     /// [`MAX_BLOCK_SAMPLES`].
     pub fn encode(&mut self, samples: &[i32], width: SampleWidth, out: &mut Vec<u8>) -> Result<()> {
-        validate(samples, width)?;
+        validate(samples, width, self.scratch.isa())?;
         block::encode(samples, width, &self.options, &mut self.scratch, out);
         Ok(())
     }
@@ -200,8 +205,8 @@ impl Encoder {
         width: SampleWidth,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        validate(samples, width)?;
-        validate(reference, width)?;
+        validate(samples, width, self.scratch.isa())?;
+        validate(reference, width, self.scratch.isa())?;
         if reference.len() != samples.len() {
             return Err(CodecError::invalid_argument(format!(
                 "reference holds {} samples, block has {}",

@@ -542,39 +542,47 @@ pub(crate) mod analysis {
         y: &[i32],
         max_lag: usize,
         windows: &mut Windows,
-        scratch: &mut Vec<f64>,
+        scratch: &mut Vec<f32>,
         isa: crate::dispatch::Isa,
     ) -> Vec<f64> {
         let window = windows.get(y.len());
         scratch.clear();
-        scratch.extend(y.iter().zip(window.iter()).map(|(&v, &w)| f64::from(v) * w));
+        scratch.extend(
+            y.iter()
+                .zip(window.iter())
+                .map(|(&v, &w)| (f64::from(v) * w) as f32),
+        );
         let mut ac = vec![0.0; max_lag + 1];
         crate::dispatch::autocorrelation(isa, scratch, &mut ac);
         ac
     }
 
-    /// `ac[lag] = Σ x[t]·x[t-lag]`, four partial sums per lag so the loop vectorises.
+    /// `ac[lag] = Σ x[t]·x[t-lag]` over f32 samples, thirty-two partial sums per lag (four
+    /// vectors of eight) so the loop vectorises and the adds are not one serial chain; the
+    /// partial sums are added in f64.
     #[inline(always)]
-    pub(crate) fn autocorrelation_body(x: &[f64], ac: &mut [f64]) {
+    pub(crate) fn autocorrelation_body(x: &[f32], ac: &mut [f64]) {
         let n = x.len();
         for (lag, a) in ac.iter_mut().enumerate() {
             if lag >= n {
                 *a = 0.0;
                 continue;
             }
-            // Sixteen partial sums: four independent vector accumulators, so the adds are not
-            // one serial chain.
-            let mut s = [0.0f64; 16];
+            let mut s = [0.0f32; 32];
             let (hi, lo) = (&x[lag..], &x[..n - lag]);
-            let mut ch = hi.chunks_exact(16).zip(lo.chunks_exact(16));
-            for (a16, b16) in &mut ch {
-                for k in 0..16 {
-                    s[k] += a16[k] * b16[k];
+            let mut ch = hi.chunks_exact(32).zip(lo.chunks_exact(32));
+            for (a32, b32) in &mut ch {
+                for k in 0..32 {
+                    s[k] += a32[k] * b32[k];
                 }
             }
-            let done = (n - lag) / 16 * 16;
-            let tail: f64 = hi[done..].iter().zip(&lo[done..]).map(|(a, b)| a * b).sum();
-            *a = s.iter().sum::<f64>() + tail;
+            let done = (n - lag) / 32 * 32;
+            let tail: f64 = hi[done..]
+                .iter()
+                .zip(&lo[done..])
+                .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                .sum();
+            *a = s.iter().map(|&v| f64::from(v)).sum::<f64>() + tail;
         }
     }
 

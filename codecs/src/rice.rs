@@ -38,6 +38,8 @@ pub(crate) struct Plan {
     ks: Vec<u32>,
     q_esc: u32,
     w_exc: u32,
+    /// Escaped quotients the layout leads to (known from the planning histogram).
+    n_exc: u64,
 }
 
 /// Rice parameter minimising `len·(k+1) + Σ(u >> k)` estimated from the sum of `len` values.
@@ -250,11 +252,12 @@ pub(crate) fn plan(u: &[u32]) -> (u64, Plan) {
         }
     }
     let (_, q_esc, w_exc) = best;
-    let plan = Plan {
+    let mut plan = Plan {
         shift: best_shift,
         ks,
         q_esc,
         w_exc,
+        n_exc: 0,
     };
     // Exact size from the histogram (q_esc ≤ 255, so the last bucket is all escapes).
     let mut unary = 0u64;
@@ -266,6 +269,7 @@ pub(crate) fn plan(u: &[u32]) -> (u64, Plan) {
         }
         unary += h * (u64::from(q.min(q_esc)) + 1);
     }
+    plan.n_exc = n_exc;
     let bits = section_bits(&plan, low, unary, n_exc);
     debug_assert_eq!(bits, exact_bits(u, &plan));
     (bits, plan)
@@ -338,9 +342,10 @@ pub(crate) fn write(u: &[u32], plan: Option<Plan>, out: &mut Vec<u8>) {
     w.finish();
     out.push(plan.q_esc as u8);
     out.push(plan.w_exc as u8);
-    let mut exc = Vec::new();
+    let mut exc = Vec::with_capacity(plan.n_exc as usize);
+    // The pass over every quotient only when the plan counted escapes.
     for (part, &k) in u.chunks(size).zip(&plan.ks) {
-        if k != ZERO_PARTITION {
+        if k != ZERO_PARTITION && plan.n_exc > 0 {
             exc.extend(
                 part.iter()
                     .map(|&v| v >> k)
@@ -349,6 +354,7 @@ pub(crate) fn write(u: &[u32], plan: Option<Plan>, out: &mut Vec<u8>) {
             );
         }
     }
+    debug_assert_eq!(exc.len() as u64, plan.n_exc);
     bits::put_varint(out, exc.len() as u32);
     let mut w = BitWriter::new(out);
     for &e in &exc {
