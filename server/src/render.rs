@@ -288,24 +288,78 @@ pub fn view_json(v: &View) -> impl Serialize + '_ {
     ViewJson(v)
 }
 
-/// [`view_json`] as bytes, written into one buffer sized for the page up front: a page is
-/// tens of thousands of numbers (about 1.3 MB for the standard page), and growing the buffer by
-/// doubling would copy it several times over.
+/// [`view_json`] as bytes. A page is tens of thousands of numbers (about 1.3 MB for the
+/// standard page) and formatting them is most of the cost of answering, so large pages format
+/// their rows in parallel (rayon), each into a buffer sized up front, and join them. The bytes
+/// are those of [`view_json`] with `rows` moved to the end of the object.
 ///
 /// # Errors
 /// Serialisation failures (none expected: every value is a finite number or `null`).
 pub fn view_json_bytes(v: &View) -> serde_json::Result<Vec<u8>> {
+    use rayon::prelude::*;
+    /// Values below which one thread formats the whole page (the fork costs more).
+    const PARALLEL_VALUES: usize = 16_384;
+    let rows = view_rows(v);
     let values = match &v.data {
         ViewData::Samples(a) => a.len(),
         ViewData::MinMax { min, max } => min.len() + max.len(),
     };
     // Shortest round-trip doubles are at most 24 bytes, typically 18–20 with the separator.
-    let mut out = Vec::with_capacity(values * 20 + 64 * v.labels.len() + 4096);
-    serde_json::to_writer(&mut out, &view_json(v))?;
+    let per_row = values / rows.len().max(1) * 20 + 64;
+    let format_row = |r: &ViewRow<'_>| -> serde_json::Result<Vec<u8>> {
+        let mut b = Vec::with_capacity(per_row);
+        serde_json::to_writer(&mut b, r)?;
+        Ok(b)
+    };
+    let parts: Vec<Vec<u8>> = if values >= PARALLEL_VALUES {
+        rows.par_iter().map(format_row).collect::<Result<_, _>>()?
+    } else {
+        rows.iter().map(format_row).collect::<Result<_, _>>()?
+    };
+    let mut out = Vec::with_capacity(parts.iter().map(Vec::len).sum::<usize>() + 4096);
+    serde_json::to_writer(&mut out, &ViewHead(v))?;
+    // `{…}` → `{…,"rows":[row,row,…]}`
+    out.pop();
+    out.extend_from_slice(br#","rows":["#);
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(p);
+    }
+    out.extend_from_slice(b"]}");
     Ok(out)
 }
 
+/// One entry per row: its label and its samples or min/max envelope.
+fn view_rows(v: &View) -> Vec<ViewRow<'_>> {
+    match &v.data {
+        ViewData::Samples(a) => v
+            .labels
+            .iter()
+            .zip(a.rows())
+            .map(|(l, r)| ViewRow::Samples {
+                label: l,
+                data: Row(r),
+            })
+            .collect(),
+        ViewData::MinMax { min, max } => v
+            .labels
+            .iter()
+            .zip(min.rows().into_iter().zip(max.rows()))
+            .map(|(l, (lo, hi))| ViewRow::MinMax {
+                label: l,
+                min: Row(lo),
+                max: Row(hi),
+            })
+            .collect(),
+    }
+}
+
 struct ViewJson<'a>(&'a View);
+
+/// Every field of the page but `rows`.
+struct ViewHead<'a>(&'a View);
 
 #[derive(Serialize)]
 #[serde(untagged)]
@@ -323,51 +377,42 @@ enum ViewRow<'a> {
 
 impl Serialize for ViewJson<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let v = self.0;
-        let rows: Vec<ViewRow<'_>> = match &v.data {
-            ViewData::Samples(a) => v
-                .labels
-                .iter()
-                .zip(a.rows())
-                .map(|(l, r)| ViewRow::Samples {
-                    label: l,
-                    data: Row(r),
-                })
-                .collect(),
-            ViewData::MinMax { min, max } => v
-                .labels
-                .iter()
-                .zip(min.rows().into_iter().zip(max.rows()))
-                .map(|(l, (lo, hi))| ViewRow::MinMax {
-                    label: l,
-                    min: Row(lo),
-                    max: Row(hi),
-                })
-                .collect(),
-        };
         let mut m = s.serialize_map(Some(12))?;
-        m.serialize_entry("recording", &v.recording.to_string())?;
-        m.serialize_entry("montage", &v.montage)?;
-        m.serialize_entry("sample_rate", &v.sample_rate)?;
-        m.serialize_entry("start", &v.start)?;
-        m.serialize_entry("first_sample", &v.first_sample)?;
-        m.serialize_entry("samples", &v.samples)?;
-        m.serialize_entry("unit", &v.unit)?;
-        m.serialize_entry(
-            "kind",
-            if matches!(v.data, ViewData::Samples(_)) {
-                "samples"
-            } else {
-                "minmax"
-            },
-        )?;
-        m.serialize_entry("padding", &[v.padding.0, v.padding.1])?;
-        m.serialize_entry("channels", &v.channels)?;
-        m.serialize_entry("rows", &rows)?;
-        let warnings: Vec<String> = v.warnings.iter().map(ToString::to_string).collect();
-        m.serialize_entry("warnings", &warnings)?;
+        head_entries(self.0, &mut m)?;
+        m.serialize_entry("rows", &view_rows(self.0))?;
         m.end()
     }
+}
+
+impl Serialize for ViewHead<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(11))?;
+        head_entries(self.0, &mut m)?;
+        m.end()
+    }
+}
+
+/// The page's fields other than `rows`, in the order the JSON has always had them.
+fn head_entries<M: serde::ser::SerializeMap>(v: &View, m: &mut M) -> Result<(), M::Error> {
+    m.serialize_entry("recording", &v.recording.to_string())?;
+    m.serialize_entry("montage", &v.montage)?;
+    m.serialize_entry("sample_rate", &v.sample_rate)?;
+    m.serialize_entry("start", &v.start)?;
+    m.serialize_entry("first_sample", &v.first_sample)?;
+    m.serialize_entry("samples", &v.samples)?;
+    m.serialize_entry("unit", &v.unit)?;
+    m.serialize_entry(
+        "kind",
+        if matches!(v.data, ViewData::Samples(_)) {
+            "samples"
+        } else {
+            "minmax"
+        },
+    )?;
+    m.serialize_entry("padding", &[v.padding.0, v.padding.1])?;
+    m.serialize_entry("channels", &v.channels)?;
+    let warnings: Vec<String> = v.warnings.iter().map(ToString::to_string).collect();
+    m.serialize_entry("warnings", &warnings)
 }
 
 /// The JSON form of spectra.
@@ -463,4 +508,65 @@ fn ipc(fields: Vec<Field>, columns: Vec<ArrayRef>) -> Result<Vec<u8>, ApiError> 
     writer.finish().map_err(arrow_err)?;
     drop(writer);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+    use theta_engine::store::RecordingId;
+
+    fn page(rows: usize, cols: usize, minmax: bool) -> View {
+        // Values of every magnitude and sign, a non-finite one, and labels needing escapes.
+        let a = Array2::from_shape_fn((rows, cols), |(r, c)| {
+            if r == 1 && c == 3 {
+                f64::NAN
+            } else {
+                ((r * 7919 + c * 104_729) % 100_003) as f64
+                    * 1e-3
+                    * if c % 2 == 0 { -1.0 } else { 3.7 }
+                    / (1.0 + r as f64)
+            }
+        });
+        View {
+            recording: RecordingId::generate(),
+            montage: "double banana".into(),
+            labels: (0..rows).map(|r| format!("F{r}-\"C{r}\"")).collect(),
+            channels: (0..rows).collect(),
+            unit: "uV".into(),
+            sample_rate: 256.0,
+            first_sample: 2560,
+            samples: cols,
+            start: 10.0,
+            padding: (512, 512),
+            data: if minmax {
+                ViewData::MinMax {
+                    min: a.mapv(|v| v - 1.0),
+                    max: a,
+                }
+            } else {
+                ViewData::Samples(a)
+            },
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn page_bytes_are_the_page_json_whether_formatted_in_parallel_or_not() {
+        // Small (one thread) and standard-page-sized (parallel) pages, both kinds.
+        for (rows, cols) in [(3, 40), (18, 1920)] {
+            for minmax in [false, true] {
+                let v = page(rows, cols, minmax);
+                let bytes = view_json_bytes(&v).unwrap();
+                assert_eq!(
+                    bytes,
+                    serde_json::to_vec(&view_json(&v)).unwrap(),
+                    "{rows}×{cols}"
+                );
+                let parsed: Value = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(parsed["rows"].as_array().unwrap().len(), rows);
+                assert_eq!(parsed["rows"][1]["label"], "F1-\"C1\"");
+            }
+        }
+    }
 }
