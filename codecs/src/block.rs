@@ -442,11 +442,9 @@ fn zstd_may_pay(x: &[i32], width: SampleWidth, target: usize) -> bool {
             .unwrap_or_else(|| f64::from(c) * f64::from(c).log2())
     };
     let mut acc = [0.0f64; 4];
-    for pos in 0..bps {
-        for (e4, o4) in hist[0][pos]
-            .chunks_exact(4)
-            .zip(hist[1][pos].chunks_exact(4))
-        {
+    let [even, odd] = &hist;
+    for (e, o) in even[..bps].iter().zip(&odd[..bps]) {
+        for (e4, o4) in e.chunks_exact(4).zip(o.chunks_exact(4)) {
             for k in 0..4 {
                 acc[k] += c_log_c(e4[k] + o4[k]);
             }
