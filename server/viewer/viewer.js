@@ -9,6 +9,9 @@
     montage: "referential", hp: "1", lp: "70", notch: "", hidden: new Set(),
     cache: new Map(), annotations: [], overview: null, mark: null, editing: null,
     page: null, layout: null, pending: 0,
+    // Session generation, bumped by logout: work started before it (a recording being opened,
+    // a page in flight) must not show anything or set the address once the user has left.
+    gen: 0,
   };
   // Exposed for the browser tests (what was drawn and how values map to pixels).
   window.theta = S;
@@ -99,8 +102,9 @@
   });
 
   async function logout() {
+    S.gen++;
     try { await api("POST", "/api/auth/logout"); } catch (e) { /* already gone */ }
-    S.csrf = null; S.me = null; S.cache.clear();
+    S.csrf = null; S.me = null; S.rec = null; S.page = null; S.cache.clear();
     history.replaceState(null, "", "/");
     show("login");
   }
@@ -155,14 +159,18 @@
   // Viewer
 
   async function openRecording(id, t) {
+    const gen = S.gen;
     S.id = id;
-    S.rec = await api("GET", `/api/recordings/${id}`);
+    const rec = await api("GET", `/api/recordings/${id}`);
+    if (gen !== S.gen) return; // logged out meanwhile
+    S.rec = rec;
     S.cache.clear();
     S.hidden.clear();
     $("title").textContent = `${S.rec.patient || id} — ${S.rec.start}`;
     show("viewer");
     S.start = clampStart(t);
     await Promise.all([loadAnnotations(), loadOverview()]);
+    if (gen !== S.gen) return;
     await render();
   }
 
@@ -200,11 +208,14 @@
   async function render() {
     const t0 = performance.now();
     const start = S.start;
+    const gen = S.gen;
+    if (!S.me) return;
     location.hash = `rec=${S.id}&t=${start.toFixed(3)}`;
     let page;
     try {
       page = await fetchPage(start);
-    } catch (e) { showError(e); return; }
+    } catch (e) { if (gen === S.gen) showError(e); return; }
+    if (gen !== S.gen) return; // logged out meanwhile
     if (start !== S.start) return; // a newer page was asked for meanwhile
     showError(null);
     S.page = page;

@@ -413,6 +413,31 @@ async fn physician_reads_a_recording_in_chromium() {
         "page after login",
     )
     .await;
+    // Log out while a recording is still being opened: nothing it brings back may show or be
+    // remembered (it used to put the recording in the address once the answers came back, so
+    // the next sign-in on this screen reopened it).
+    click(&c, Locator::Id("back")).await;
+    wait_for(
+        &c,
+        "!document.getElementById('list').hidden",
+        "recording list",
+    )
+    .await;
+    // The annotations and overview answers are held back 800 ms, so they land after the logout.
+    js(
+        &c,
+        "const real = window.fetch; \
+         window.fetch = (url, opts) => real(url, opts).then((r) => \
+           /annotations|overview/.test(url) ? new Promise((ok) => setTimeout(() => ok(r), 800)) : r); \
+         document.querySelector('#recordings tbody tr').click(); return true;",
+    )
+    .await;
+    wait_for(
+        &c,
+        "!document.getElementById('viewer').hidden",
+        "viewer opening",
+    )
+    .await;
     click(&c, Locator::Id("logout2")).await;
     wait_for(
         &c,
@@ -420,6 +445,15 @@ async fn physician_reads_a_recording_in_chromium() {
         "login after logout",
     )
     .await;
+    // Let every answer in flight arrive.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = js(
+        &c,
+        "return [document.getElementById('login').hidden, \
+         document.getElementById('viewer').hidden, location.hash];",
+    )
+    .await;
+    assert_eq!(after, json!([false, true, ""]), "after logout");
     c.refresh().await.unwrap();
     wait_for(
         &c,
