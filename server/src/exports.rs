@@ -48,9 +48,6 @@ pub const MAX_COHORT_BYTES: usize = 4096;
 /// Longest project name, in characters.
 pub const MAX_PROJECT_CHARS: usize = 64;
 
-/// Longest BIDS task label, in characters.
-pub const MAX_TASK_CHARS: usize = 32;
-
 /// Most jobs one account may have queued or running at once (a researcher cannot fill the
 /// queue for everyone else).
 pub const MAX_ACTIVE_PER_ACCOUNT: usize = 4;
@@ -234,16 +231,7 @@ impl JobRequest {
         {
             return Err(Error::invalid("cohort", "control characters"));
         }
-        let t = &self.task;
-        if t.is_empty()
-            || t.chars().count() > MAX_TASK_CHARS
-            || !t.chars().all(|ch| ch.is_ascii_alphanumeric())
-        {
-            return Err(Error::invalid(
-                "task",
-                format!("a BIDS label: 1 to {MAX_TASK_CHARS} letters or digits"),
-            ));
-        }
+        theta_query::export::check_task(&self.task).map_err(|rule| Error::invalid("task", rule))?;
         if self.power_line_hz != 50.0 && self.power_line_hz != 60.0 {
             return Err(Error::invalid("power_line_hz", "50 or 60"));
         }

@@ -23,7 +23,7 @@ use theta_engine::store::{Store, StoreError, TenantId};
 use crate::sql::SqlError;
 
 pub use plan::select_cohort;
-pub use run::check_authors;
+pub use run::{MAX_TASK_CHARS, check_authors, check_task};
 
 /// Output format of an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -29,14 +29,7 @@ fn validate(spec: &ExportSpec) -> Result<(), ExportError> {
             "project name: 1-{MAX_PROJECT_NAME} bytes without control characters"
         )));
     }
-    if spec.task.is_empty()
-        || spec.task.len() > 64
-        || !spec.task.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
-        return Err(ExportError::Invalid(
-            "task label: 1-64 letters and digits (BIDS)".into(),
-        ));
-    }
+    check_task(&spec.task).map_err(ExportError::Invalid)?;
     check_authors(&spec.authors).map_err(ExportError::Invalid)?;
     if !(spec.power_line_hz.is_finite() && spec.power_line_hz > 0.0 && spec.power_line_hz < 1e3) {
         return Err(ExportError::Invalid(
@@ -50,6 +43,26 @@ fn validate(spec: &ExportSpec) -> Result<(), ExportError> {
 const MAX_AUTHORS: usize = 200;
 /// Longest author entry, in characters.
 const MAX_AUTHOR_CHARS: usize = 200;
+
+/// Longest BIDS task label, in characters.
+pub const MAX_TASK_CHARS: usize = 64;
+
+/// Checks a BIDS task label (letters and digits only, at most [`MAX_TASK_CHARS`]): the one
+/// rule for `theta export` and the service's export jobs.
+///
+/// # Errors
+/// The rule broken, as text.
+pub fn check_task(task: &str) -> Result<(), String> {
+    if task.is_empty()
+        || task.chars().count() > MAX_TASK_CHARS
+        || !task.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        return Err(format!(
+            "task label: 1-{MAX_TASK_CHARS} letters and digits (BIDS)"
+        ));
+    }
+    Ok(())
+}
 
 /// Checks a dataset's authors (at most 200 names of 1 to 200 characters, no control
 /// characters); the error says which rule and which author. The service checks a job's request
@@ -349,4 +362,31 @@ pub(crate) async fn export(
         files,
         elapsed: t0.elapsed(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_labels_and_authors_follow_one_rule_for_the_cli_and_the_service() {
+        assert!(check_task("clinical").is_ok());
+        assert!(check_task(&"a".repeat(MAX_TASK_CHARS)).is_ok());
+        for bad in [
+            "",
+            "rest state",
+            "sleep-1",
+            "é",
+            &"a".repeat(MAX_TASK_CHARS + 1),
+        ] {
+            let e = check_task(bad).unwrap_err();
+            assert!(e.contains(&MAX_TASK_CHARS.to_string()), "{bad:?}: {e}");
+        }
+        assert!(check_authors(&["Ada Lovelace".into()]).is_ok());
+        assert!(check_authors(&[]).is_ok());
+        let e = check_authors(&["Ada".into(), " ".into()]).unwrap_err();
+        assert!(e.starts_with("author 2"), "{e}");
+        assert!(check_authors(&["a\u{7}b".into()]).is_err());
+        assert!(check_authors(&vec!["A".to_string(); MAX_AUTHORS + 1]).is_err());
+    }
 }
