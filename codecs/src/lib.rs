@@ -64,16 +64,19 @@ pub const MAX_BLOCK_SAMPLES: usize = block::MAX_BLOCK_SAMPLES;
 ///
 /// | block | ratio | encode M/s | decode M/s | page ms |
 /// |------:|------:|-----------:|-----------:|--------:|
-/// |  1024 | 3.003 | 15.5 | 417.6 |  1.33 |
-/// |  2048 | 3.092 | 16.3 | 433.0 |  1.44 |
-/// |  4096 | 3.154 | 18.5 | 448.5 |  1.68 |
-/// |  8192 | 3.186 | 18.2 | 416.5 |  2.44 |
-/// | 16384 | 3.198 | 19.2 | 425.2 |  3.62 |
-/// | 32768 | 3.201 | 19.2 | 441.5 |  5.86 |
-/// | 65536 | 3.204 | 17.9 | 412.7 | 11.36 |
+/// |  1024 | 3.002 | 27.0 | 509.4 |  1.09 |
+/// |  2048 | 3.092 | 34.5 | 568.6 |  1.09 |
+/// |  4096 | 3.154 | 44.0 | 612.3 |  1.23 |
+/// |  8192 | 3.186 | 47.9 | 627.6 |  1.62 |
+/// | 16384 | 3.197 | 48.8 | 660.5 |  2.33 |
+/// | 32768 | 3.201 | 45.4 | 691.3 |  3.74 |
+/// | 65536 | 3.204 | 45.0 | 682.8 |  6.86 |
 ///
-/// 8192 is the knee: +1.0 % ratio over 4096 for +0.8 ms per page, while 16384 buys only
-/// +0.4 % more for +1.2 ms. Any length up to [`MAX_BLOCK_SAMPLES`] is valid.
+/// (Measured 2026-11-28; the ratios have not moved since the block length was chosen, the speeds
+/// have with the encoder and decoder work.)
+///
+/// 8192 is the knee: +1.0 % ratio over 4096 for +0.4 ms per page, while 16384 buys only
+/// +0.3 % more for +0.7 ms. Any length up to [`MAX_BLOCK_SAMPLES`] is valid.
 pub const RECOMMENDED_BLOCK_SAMPLES: usize = 8192;
 
 /// How wide the stored samples are: 16-bit (EDF) or 24-bit (BDF).
