@@ -646,6 +646,22 @@ pub fn set_password(
     Ok(())
 }
 
+/// Stores an account's sealed TOTP secret (`None` removes it) and whether it is in force, with
+/// the replay guard started afresh: enrolment stores it off until a first code confirms it, an
+/// administrator's reset removes it, the demo and the test and bench fixtures enrol it directly.
+pub fn set_totp(
+    conn: &Connection,
+    id: &str,
+    sealed_secret: Option<&str>,
+    enabled: bool,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE accounts SET totp_secret = ?2, totp_enabled = ?3, totp_last_step = NULL WHERE id = ?1",
+        params![id, sealed_secret, enabled],
+    )?;
+    Ok(())
+}
+
 /// Whether the password must be changed now (flagged, or older than the policy allows).
 pub fn password_change_due(acc: &Account, policy: &AccountSettings, now: DateTime<Utc>) -> bool {
     acc.must_change_password

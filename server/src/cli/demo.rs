@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use rusqlite::params;
 use theta_engine::edf::ReadOptions;
 use theta_engine::store::{EdfSource, IngestOptions, Progress, RecordingStatus, TenantId};
 use theta_fixtures::{SynthAnnotation, SynthSpec, write_synth_file};
@@ -258,11 +257,13 @@ pub fn ensure_interpreter(state: &AppState, recordings: &[String]) -> Result<Cre
         })?;
     let sealed = state.secrets().seal_totp(&account.id, &secret)?;
     state.db().call_blocking(|c| -> crate::Result<()> {
-        c.execute(
-            "UPDATE accounts SET totp_secret = ?2, totp_enabled = 1, totp_last_step = NULL, \
-             status = 'active', disabled_reason = NULL WHERE id = ?1",
-            params![account.id, sealed],
+        let tx = c.transaction()?;
+        accounts::set_totp(&tx, &account.id, Some(&sealed), true)?;
+        tx.execute(
+            "UPDATE accounts SET status = 'active', disabled_reason = NULL WHERE id = ?1",
+            [&account.id],
         )?;
+        tx.commit()?;
         Ok(())
     })?;
     let otpauth = totp::otpauth_uri(&secret, DEMO_USER)?;

@@ -194,17 +194,22 @@ pub(crate) async fn reset_credentials(
                     return Ok(false);
                 }
                 accounts::set_password(&tx, &id2, &hash, true, now)?;
-                tx.execute(
-                    "UPDATE accounts SET totp_secret = NULL, totp_enabled = 0, totp_last_step = NULL WHERE id = ?1",
-                    [&id2],
-                )?;
+                accounts::set_totp(&tx, &id2, None, false)?;
                 tx.execute("DELETE FROM recovery_codes WHERE account_id = ?1", [&id2])?;
                 accounts::revoke_sessions(&tx, &id2, "credentials_reset", now)?;
                 tx.commit()?;
                 Ok(true)
             })
             .await?;
-        if found { Ok(Reset { one_time_password: otp.to_string() }) } else { Err(ApiError::NotFound { what: format!("account {id}") }) }
+        if found {
+            Ok(Reset {
+                one_time_password: otp.to_string(),
+            })
+        } else {
+            Err(ApiError::NotFound {
+                what: format!("account {id}"),
+            })
+        }
     }
     .await;
     ctx.audited(AuditAction::AccountMfaReset, &res, r).map(Json)

@@ -337,10 +337,7 @@ pub(crate) async fn mfa_enroll(
         .db()
         .call(move |c| -> Result<(), Error> {
             let tx = c.transaction()?;
-            tx.execute(
-                "UPDATE accounts SET totp_secret = ?2, totp_enabled = 0, totp_last_step = NULL WHERE id = ?1",
-                params![id, s],
-            )?;
+            accounts::set_totp(&tx, &id, Some(&s), false)?;
             tx.execute("DELETE FROM recovery_codes WHERE account_id = ?1", [&id])?;
             for h in &hashes {
                 tx.execute(

@@ -299,10 +299,7 @@ pub(crate) fn add_user_to(
             let a = accounts::insert(c, &new, &hash, None, false, now)?;
             accounts::set_password(c, &a.id, &hash, false, now)?;
             let sealed = keys.seal_totp(&a.id, &secret)?;
-            c.execute(
-                "UPDATE accounts SET totp_secret = ?2, totp_enabled = 1 WHERE id = ?1",
-                rusqlite::params![a.id, sealed],
-            )?;
+            accounts::set_totp(c, &a.id, Some(&sealed), true)?;
             Ok(a)
         })
         .unwrap();
