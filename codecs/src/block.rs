@@ -199,9 +199,21 @@ impl Default for EncodeScratch {
     }
 }
 
-/// Encodes a whole block (header included) of validated samples.
+/// What one pass over a block tells the encoder (see [`stats_body`]): the range for sample
+/// validation and the verbatim size, and the number of steps for the constant and runs
+/// candidates.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stats {
+    pub(crate) min: i32,
+    pub(crate) max: i32,
+    /// Positions `t` where `x[t] != x[t - 1]`.
+    pub(crate) steps: usize,
+}
+
+/// Encodes a whole block (header included) of validated samples, whose `stats` the caller has.
 pub(crate) fn encode(
     x: &[i32],
+    stats: Stats,
     width: SampleWidth,
     opts: &EncodeOptions,
     scratch: &mut EncodeScratch,
@@ -209,7 +221,7 @@ pub(crate) fn encode(
 ) {
     let mut body = std::mem::take(&mut scratch.body);
     body.clear();
-    let codec = encode_body(x, width, opts, scratch, &mut body, false);
+    let codec = encode_body(x, stats, width, opts, scratch, &mut body, false);
     out.reserve(MAX_HEADER_BYTES + body.len());
     out.push(FORMAT_VERSION);
     out.push(tag(codec, width));
@@ -249,6 +261,7 @@ fn reference_gain(x: &[i32], reference: &[i32]) -> i32 {
 /// smaller (header included).
 pub(crate) fn encode_referenced(
     x: &[i32],
+    stats: Stats,
     reference: &[i32],
     width: SampleWidth,
     opts: &EncodeOptions,
@@ -256,7 +269,7 @@ pub(crate) fn encode_referenced(
     out: &mut Vec<u8>,
 ) {
     let mut body = Vec::new();
-    let mut codec = encode_body(x, width, opts, scratch, &mut body, false);
+    let mut codec = encode_body(x, stats, width, opts, scratch, &mut body, false);
     let num = reference_gain(x, reference);
     let lo = i64::from(SampleWidth::Bits24.min());
     let hi = i64::from(SampleWidth::Bits24.max());
@@ -275,7 +288,16 @@ pub(crate) fn encode_referenced(
         let mut alt = Vec::new();
         bits::put_zz_varint(&mut alt, num);
         let mut sub = Vec::new();
-        let sc = encode_body(&d, SampleWidth::Bits24, opts, scratch, &mut sub, false);
+        let d_stats = crate::dispatch::block_stats(scratch.isa, &d);
+        let sc = encode_body(
+            &d,
+            d_stats,
+            SampleWidth::Bits24,
+            opts,
+            scratch,
+            &mut sub,
+            false,
+        );
         alt.push(tag(sc, SampleWidth::Bits24));
         alt.extend_from_slice(&sub);
         if alt.len() < body.len() {
@@ -293,6 +315,7 @@ pub(crate) fn encode_referenced(
 /// runs block) cannot be runs themselves.
 fn encode_body(
     x: &[i32],
+    stats: Stats,
     width: SampleWidth,
     opts: &EncodeOptions,
     scratch: &mut EncodeScratch,
@@ -301,7 +324,7 @@ fn encode_body(
 ) -> CodecId {
     let start = out.len();
     let n = x.len();
-    let (min, max, steps) = crate::dispatch::block_stats(scratch.isa, x);
+    let Stats { min, max, steps } = stats;
     if n > 0 && steps == 0 {
         bits::put_zz_varint(out, x[0]);
         return CodecId::Constant;
@@ -414,7 +437,8 @@ fn zstd_may_pay(x: &[i32], width: SampleWidth, target: usize) -> bool {
     // at most the entropy of all bytes mixed, which bounds what zstd's literal coding can reach.
     let bps = bytes_per_sample(width);
     // Consecutive samples mostly share their high byte: one histogram would make each count wait
-    // for the previous one to the same bucket, so even and odd samples count apart.
+    // for the previous one to the same bucket, so even and odd samples count apart. (In pairs:
+    // picking the table by index parity instead measured about 5 % slower ingest.)
     let mut hist = [[[0u32; 256]; 3]; 2];
     let mut pairs = x.chunks_exact(2);
     for p in &mut pairs {
@@ -480,12 +504,16 @@ fn verbatim_len(n: usize, min: i32, max: i32) -> usize {
 /// Smallest and largest sample and the number of steps (`x[t] != x[t - 1]`): what the
 /// constant, runs and verbatim candidates need, and what sample validation needs.
 #[inline(always)]
-pub(crate) fn stats_body(x: &[i32]) -> (i32, i32, usize) {
+pub(crate) fn stats_body(x: &[i32]) -> Stats {
     // Separate simple loops: each vectorises (the steps count in u32 lanes; n ≤ 2^20).
     let min = x.iter().copied().fold(i32::MAX, i32::min);
     let max = x.iter().copied().fold(i32::MIN, i32::max);
     let steps: u32 = x.windows(2).map(|w| u32::from(w[0] != w[1])).sum();
-    (min, max, steps as usize)
+    Stats {
+        min,
+        max,
+        steps: steps as usize,
+    }
 }
 
 fn write_verbatim(x: &[i32], out: &mut Vec<u8>) {
@@ -688,12 +716,22 @@ fn encode_runs(
     }
     bits::put_varint(out, values.len() as u32);
     let mut sub = Vec::new();
-    let codec = encode_body(&values, width, opts, scratch, &mut sub, true);
+    let stats = crate::dispatch::block_stats(scratch.isa, &values);
+    let codec = encode_body(&values, stats, width, opts, scratch, &mut sub, true);
     bits::put_varint(out, (sub.len() + 1) as u32);
     out.push(tag(codec, width));
     out.extend_from_slice(&sub);
     sub.clear();
-    let codec = encode_body(&lens, SampleWidth::Bits24, opts, scratch, &mut sub, true);
+    let stats = crate::dispatch::block_stats(scratch.isa, &lens);
+    let codec = encode_body(
+        &lens,
+        stats,
+        SampleWidth::Bits24,
+        opts,
+        scratch,
+        &mut sub,
+        true,
+    );
     out.push(tag(codec, SampleWidth::Bits24));
     out.extend_from_slice(&sub);
 }
@@ -1082,11 +1120,13 @@ mod gate_tests {
             ..EncodeOptions::default()
         };
         let mut predictive = Vec::new();
+        let mut scratch = EncodeScratch::default();
         encode(
             &noise,
+            crate::dispatch::block_stats(scratch.isa, &noise),
             SampleWidth::Bits16,
             &opts,
-            &mut EncodeScratch::default(),
+            &mut scratch,
             &mut predictive,
         );
         assert!(!zstd_may_pay(&noise, SampleWidth::Bits16, predictive.len()));

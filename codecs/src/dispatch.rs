@@ -307,5 +307,5 @@ multiversion! {
 
 multiversion! {
     /// Minimum, maximum and step count of a block (see `block::stats_body`).
-    fn block_stats(x: &[i32]) -> (i32, i32, usize) = crate::block::stats_body;
+    fn block_stats(x: &[i32]) -> crate::block::Stats = crate::block::stats_body;
 }

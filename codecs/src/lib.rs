@@ -143,7 +143,8 @@ pub fn max_encoded_len(n: usize, width: SampleWidth) -> usize {
     block::max_encoded_len(n, width)
 }
 
-fn validate(samples: &[i32], width: SampleWidth, isa: dispatch::Isa) -> Result<()> {
+/// Checks a block's length and sample range, and returns its statistics for the encoder.
+fn validate(samples: &[i32], width: SampleWidth, isa: dispatch::Isa) -> Result<block::Stats> {
     if samples.len() > MAX_BLOCK_SAMPLES {
         return Err(CodecError::invalid_argument(format!(
             "block of {} samples exceeds the maximum of {MAX_BLOCK_SAMPLES}",
@@ -151,19 +152,18 @@ fn validate(samples: &[i32], width: SampleWidth, isa: dispatch::Isa) -> Result<(
         )));
     }
     // The vectorised range first; the position only for the error.
-    let (min, max, _) = dispatch::block_stats(isa, samples);
-    if min >= width.min() && max <= width.max() {
-        return Ok(());
+    let stats = dispatch::block_stats(isa, samples);
+    if stats.min >= width.min() && stats.max <= width.max() {
+        return Ok(stats);
     }
-    if let Some(i) = samples
+    // The range check failed, so a sample outside exists.
+    let i = samples
         .iter()
         .position(|&s| s < width.min() || s > width.max())
-    {
-        return Err(CodecError::invalid_argument(format!(
-            "sample {i} outside {width:?}"
-        )));
-    }
-    Ok(())
+        .unwrap_or_default();
+    Err(CodecError::invalid_argument(format!(
+        "sample {i} outside {width:?}"
+    )))
 }
 
 /// An encoder that keeps its scratch buffers between blocks.
@@ -188,8 +188,8 @@ impl Encoder {
     /// `InvalidArgument` when a sample is outside `width` or the block is longer than
     /// [`MAX_BLOCK_SAMPLES`].
     pub fn encode(&mut self, samples: &[i32], width: SampleWidth, out: &mut Vec<u8>) -> Result<()> {
-        validate(samples, width, self.scratch.isa())?;
-        block::encode(samples, width, &self.options, &mut self.scratch, out);
+        let stats = validate(samples, width, self.scratch.isa())?;
+        block::encode(samples, stats, width, &self.options, &mut self.scratch, out);
         Ok(())
     }
 
@@ -208,7 +208,7 @@ impl Encoder {
         width: SampleWidth,
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        validate(samples, width, self.scratch.isa())?;
+        let stats = validate(samples, width, self.scratch.isa())?;
         validate(reference, width, self.scratch.isa())?;
         if reference.len() != samples.len() {
             return Err(CodecError::invalid_argument(format!(
@@ -219,6 +219,7 @@ impl Encoder {
         }
         block::encode_referenced(
             samples,
+            stats,
             reference,
             width,
             &self.options,
