@@ -97,6 +97,11 @@ async fn wait_for(c: &Client, script: &str, what: &str) {
     panic!("timed out waiting for {what} (error banner: {err})");
 }
 
+/// Waits until the section (or element) with this id is shown.
+async fn wait_shown(c: &Client, id: &str, what: &str) {
+    wait_for(c, &format!("!document.getElementById('{id}').hidden"), what).await;
+}
+
 async fn rendered(c: &Client) -> u64 {
     js(c, "return +(document.body.dataset.rendered || 0)")
         .await
@@ -154,12 +159,7 @@ async fn browser_login(c: &Client, app: &TestApp, user: &User) {
         .await
         .unwrap();
     click(c, Locator::Id("login-button")).await;
-    wait_for(
-        c,
-        "!document.getElementById('totp-form').hidden",
-        "TOTP form",
-    )
-    .await;
+    wait_shown(c, "totp-form", "TOTP form").await;
     let code = totp::code_at(&user.totp_secret, app.clock_now().timestamp() as u64).unwrap();
     c.find(Locator::Id("totp"))
         .await
@@ -216,12 +216,7 @@ async fn physician_reads_a_recording_in_chromium() {
     wait_for(&c, "!document.getElementById('login').hidden", "login form").await;
     shot(&c, "01-login").await;
     browser_login(&c, &app, &user).await;
-    wait_for(
-        &c,
-        "!document.getElementById('list').hidden",
-        "recording list",
-    )
-    .await;
+    wait_shown(&c, "list", "recording list").await;
     // Only the assigned recording is listed.
     let rows = js(
         &c,
@@ -379,12 +374,7 @@ async fn physician_reads_a_recording_in_chromium() {
     // A recording of another tenant: a plain error, not a blank page.
     c.goto(&format!("{base}/#rec={other}")).await.unwrap();
     c.refresh().await.unwrap();
-    wait_for(
-        &c,
-        "!document.getElementById('error').hidden",
-        "error banner",
-    )
-    .await;
+    wait_shown(&c, "error", "error banner").await;
     let msg = js(&c, "return document.getElementById('error').textContent").await;
     assert!(msg.as_str().unwrap().contains("Access refused"), "{msg}");
     shot(&c, "06-forbidden").await;
@@ -395,12 +385,7 @@ async fn physician_reads_a_recording_in_chromium() {
     wait_for(&c, "+(document.body.dataset.rendered||0) >= 1", "page").await;
     app.clock.advance(chrono::Duration::seconds(16 * 60));
     js(&c, "const s = document.getElementById('montage'); s.value = 'average'; s.dispatchEvent(new Event('change')); return true;").await;
-    wait_for(
-        &c,
-        "!document.getElementById('login').hidden",
-        "login after expiry",
-    )
-    .await;
+    wait_shown(&c, "login", "login after expiry").await;
     let msg = js(&c, "return document.getElementById('error').textContent").await;
     assert!(msg.as_str().unwrap().contains("session has ended"), "{msg}");
     shot(&c, "07-session-expired").await;
@@ -417,12 +402,7 @@ async fn physician_reads_a_recording_in_chromium() {
     // remembered (it used to put the recording in the address once the answers came back, so
     // the next sign-in on this screen reopened it).
     click(&c, Locator::Id("back")).await;
-    wait_for(
-        &c,
-        "!document.getElementById('list').hidden",
-        "recording list",
-    )
-    .await;
+    wait_shown(&c, "list", "recording list").await;
     // The annotations and overview answers are held back 800 ms, so they land after the logout.
     js(
         &c,
@@ -432,19 +412,9 @@ async fn physician_reads_a_recording_in_chromium() {
          document.querySelector('#recordings tbody tr').click(); return true;",
     )
     .await;
-    wait_for(
-        &c,
-        "!document.getElementById('viewer').hidden",
-        "viewer opening",
-    )
-    .await;
+    wait_shown(&c, "viewer", "viewer opening").await;
     click(&c, Locator::Id("logout2")).await;
-    wait_for(
-        &c,
-        "!document.getElementById('login').hidden",
-        "login after logout",
-    )
-    .await;
+    wait_shown(&c, "login", "login after logout").await;
     // Let every answer in flight arrive.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let after = js(
@@ -455,34 +425,19 @@ async fn physician_reads_a_recording_in_chromium() {
     .await;
     assert_eq!(after, json!([false, true, ""]), "after logout");
     c.refresh().await.unwrap();
-    wait_for(
-        &c,
-        "!document.getElementById('login').hidden",
-        "still logged out",
-    )
-    .await;
+    wait_shown(&c, "login", "still logged out").await;
     shot(&c, "08-logged-out").await;
 
     // Lost connection: the server goes away while a page is being read.
     browser_login(&c, &app, &user).await;
-    wait_for(
-        &c,
-        "!document.getElementById('list').hidden",
-        "recording list",
-    )
-    .await;
+    wait_shown(&c, "list", "recording list").await;
     click(&c, Locator::Css("#recordings tbody tr")).await;
     wait_for(&c, "+(document.body.dataset.rendered||0) >= 1", "page").await;
     let mut app = app;
     let (running, _) = app.tls.take().unwrap();
     running.stop().await.unwrap();
     js(&c, "const s = document.getElementById('montage'); s.value = 'transverse'; s.dispatchEvent(new Event('change')); return true;").await;
-    wait_for(
-        &c,
-        "!document.getElementById('error').hidden",
-        "error banner",
-    )
-    .await;
+    wait_shown(&c, "error", "error banner").await;
     let msg = js(&c, "return document.getElementById('error').textContent").await;
     assert!(msg.as_str().unwrap().contains("Connection lost"), "{msg}");
     shot(&c, "09-connection-lost").await;
