@@ -211,6 +211,10 @@ pub struct View {
     pub channels: Vec<usize>,
     /// Physical unit of the rows (from the first input channel, for example `uV`).
     pub unit: String,
+    /// The finest quantisation step among the page's input channels, in `unit` per digital
+    /// unit (`|physical range / digital range|`): the recording holds nothing finer, so text
+    /// forms of the page may round to a small fraction of it.
+    pub resolution: f64,
     /// Sample rate of the page, Hz.
     pub sample_rate: f64,
     /// Global index (from the recording's first sample, at this rate) of the page's first sample.
@@ -553,12 +557,18 @@ pub async fn read_view(rec: &Recording, req: &ViewRequest) -> Result<View> {
         .first()
         .map(|&c| rec.signals()[c].physical_dimension.trim().to_string())
         .unwrap_or_default();
+    let resolution = sel
+        .channels
+        .iter()
+        .map(|&c| rec.signals()[c].calibration().0.abs())
+        .fold(f64::INFINITY, f64::min);
     Ok(View {
         recording: rec.id(),
         montage: montage.name().to_string(),
         labels,
         channels: sel.channels,
         unit,
+        resolution,
         sample_rate: fs,
         first_sample: page.start,
         samples: page_us.len(),

@@ -95,6 +95,10 @@ pub struct WindowArgs {
     /// Channels marked bad (labels, comma-separated): left out of average and Laplacian means.
     #[arg(long, value_name = "A,B", value_delimiter = ',')]
     pub bad: Vec<String>,
+    /// How a processed page's JSON writes its values: `auto` rounds to a hundredth of the
+    /// recording's quantisation step (as the service does), `full` writes every bit.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub precision: crate::render::Precision,
 }
 
 impl WindowArgs {
@@ -387,10 +391,10 @@ fn processed_window(args: WindowArgs) -> i32 {
         let bytes = match args.format {
             WindowFormat::Csv => view_csv(&rec, &view).into_bytes(),
             WindowFormat::Json => {
-                let mut s = serde_json::to_string(&crate::render::view_json(&view))
+                let mut b = crate::render::view_json_bytes(&view, args.precision)
                     .map_err(|e| CliError::failure(e.to_string()))?;
-                s.push('\n');
-                s.into_bytes()
+                b.push(b'\n');
+                b
             }
             WindowFormat::Npy => {
                 let mut out = Vec::new();

@@ -369,6 +369,9 @@ pub(crate) struct WindowQuery {
     /// Channels marked bad (left out of average references), comma-separated labels.
     #[serde(default)]
     bad: Option<String>,
+    /// How a processed page's JSON writes its values (`auto` or `full`).
+    #[serde(default)]
+    precision: render::Precision,
 }
 
 impl WindowQuery {
@@ -493,7 +496,7 @@ pub(crate) async fn window(
             let bytes = blocking(move || render::view_arrow(&v)).await?;
             Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], bytes).into_response())
         } else {
-            json_response(move || render::view_json_bytes(&v)).await
+            json_response(move || render::view_json_bytes(&v, q.precision)).await
         };
     }
     let units = units(q.units.as_deref(), Units::Physical)?;

@@ -92,8 +92,18 @@ fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// `theta window` arguments for a page with every bit of its values (`--precision full`): the
+/// references here are exact to the last bits of f64 arithmetic.
 fn window_args<'a>(store: &'a str, id: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut a = vec!["window", "--store", store, "--recording", id];
+    let mut a = vec![
+        "window",
+        "--store",
+        store,
+        "--recording",
+        id,
+        "--precision",
+        "full",
+    ];
     a.extend_from_slice(extra);
     a
 }
@@ -156,6 +166,41 @@ fn double_banana_exact_on_real_tuh_file() {
             );
         }
     }
+
+    // The default precision: every value within 1/200 of the quantisation step of the full
+    // one, in about a third of the bytes.
+    let args = window_args(
+        &s,
+        &id,
+        &[
+            "--start",
+            "5",
+            "--duration",
+            "10",
+            "--montage",
+            "double-banana",
+            "--format",
+            "json",
+        ],
+    );
+    let auto_out = theta(&[&args[..5], &args[7..]].concat());
+    let auto = json(&auto_out);
+    let step = auto["resolution"].as_f64().unwrap();
+    assert!(step > 0.0 && step < 1.0, "{step} µV");
+    assert_eq!(
+        auto["decimals"],
+        (-(step / 100.0).log10() - 1e-9).ceil() as u64
+    );
+    assert!(v["decimals"].is_null());
+    for ((label, data), (_, rounded)) in got.iter().zip(rows(&auto, "data")) {
+        for (k, (x, r)) in data.iter().zip(&rounded).enumerate() {
+            assert!(
+                (x - r).abs() <= step / 200.0,
+                "{label} sample {k}: {x} → {r}"
+            );
+        }
+    }
+    assert!(auto_out.stdout.len() * 2 < out.stdout.len());
 
     // CSV: rows named in montage order in the header.
     let csv = ok(&theta(&window_args(
