@@ -76,6 +76,11 @@ pub struct ServiceReport {
     pub format: &'static str,
     /// Bytes of one page's answer.
     pub page_bytes: usize,
+    /// The floor under every answer: `GET /api/me` (authenticated, authorised, audited, a few
+    /// hundred bytes) over the same kind of connection, one client, median ms.
+    pub floor_p50_ms: f64,
+    /// The same, 99th percentile, ms.
+    pub floor_p99_ms: f64,
     /// Worker threads of the server's runtime.
     pub runtime_threads: usize,
     /// Cores.
@@ -226,6 +231,10 @@ pub fn run(args: &ServiceArgs) -> Result<()> {
             report.page_bytes, report.format, report.cores
         );
         println!(
+            "floor (GET /api/me, 1 client): p50 {:.2} ms, p99 {:.2} ms",
+            report.floor_p50_ms, report.floor_p99_ms
+        );
+        println!(
             "{:>8} {:>9} {:>10} {:>10} {:>12}",
             "clients", "requests", "p50 ms", "p99 ms", "requests/s"
         );
@@ -294,6 +303,16 @@ async fn run_async(args: &ServiceArgs) -> Result<ServiceReport> {
         body.len()
     };
 
+    // The floor: the same stack (TLS, HTTP, session, authorisation, audit) without a page.
+    let mut floor = Vec::with_capacity(300);
+    for _ in 0..300 {
+        let t = Instant::now();
+        let (s, _) = probe.send("GET", "/api/me", None).await?;
+        floor.push(t.elapsed());
+        anyhow::ensure!(s == 200, "/api/me: {s}");
+    }
+    let floor = Latency::of(floor);
+
     let mut levels = Vec::new();
     let mut offset = 1usize;
     for &clients in &args.clients {
@@ -357,6 +376,8 @@ async fn run_async(args: &ServiceArgs) -> Result<ServiceReport> {
         levels,
         format: if args.arrow { "arrow" } else { "json" },
         page_bytes,
+        floor_p50_ms: floor.p50_ms,
+        floor_p99_ms: floor.p99_ms,
         runtime_threads: tokio::runtime::Handle::current().metrics().num_workers(),
         cores: std::thread::available_parallelism().map_or(1, usize::from),
     })
