@@ -318,37 +318,49 @@ impl Recording {
             let spr = u64::from(p.spr);
             let block_samples = layout.records_per_block * spr;
             let len = (p.range.end - p.range.start) as usize;
-            let mut data = Array2::<i32>::zeros((p.channels.len(), len));
-            for (row, &c) in p.channels.iter().enumerate() {
+            // Each row is appended from its chunks' slices straight into the array's buffer, in
+            // the requested units: no zero-filled array, no copy in digital units converted
+            // after (a page's read is megabytes, and those passes were most of its time).
+            // Physical values are `gain * (f64::from(d) + offset)`, the reader's formula.
+            let (by_chunk, layout) = (&by_chunk, &layout);
+            let segments = move |c: usize| {
                 let g = layout.group_of(c as u32);
                 let in_group = (c as u32 - layout.group_signals(g).start) as usize;
-                let mut out_row = data.row_mut(row);
-                let out = out_row
-                    .as_slice_mut()
-                    .expect("rows of a standard-layout array are contiguous");
                 let mut idx = p.range.start;
-                while idx < p.range.end {
+                std::iter::from_fn(move || {
+                    if idx >= p.range.end {
+                        return None;
+                    }
                     let b = idx / block_samples;
                     let block_start = b * block_samples;
                     let block_end = (block_start + block_samples).min(p.range.end);
-                    let chunk = by_chunk[&layout.chunk(g, b)];
-                    let src = &chunk.channels[in_group];
+                    let src = &by_chunk[&layout.chunk(g, b)].channels[in_group];
                     let a = (idx - block_start) as usize;
                     let n = (block_end - idx) as usize;
-                    let o = (idx - p.range.start) as usize;
-                    out[o..o + n].copy_from_slice(&src[a..a + n]);
                     idx = block_end;
-                }
-            }
+                    Some(&src[a..a + n])
+                })
+            };
+            let shape = (p.channels.len(), len);
             let data = match req.units {
-                Units::Digital => SampleData::Digital(data),
-                Units::Physical => {
-                    let mut phys = data.mapv(f64::from);
-                    for (row, &c) in p.channels.iter().enumerate() {
-                        let (gain, offset) = signals[c].calibration();
-                        phys.row_mut(row).mapv_inplace(|v| gain * (v + offset));
+                Units::Digital => {
+                    let mut v = Vec::with_capacity(shape.0 * shape.1);
+                    for &c in &p.channels {
+                        for seg in segments(c) {
+                            v.extend_from_slice(seg);
+                        }
                     }
-                    SampleData::Physical(phys)
+                    SampleData::Digital(from_rows(shape, v))
+                }
+                Units::Physical => {
+                    let mut v = Vec::with_capacity(shape.0 * shape.1);
+                    for &c in &p.channels {
+                        let (gain, offset) = signals[c].calibration();
+                        for seg in segments(c) {
+                            v.extend(seg.iter().map(|&d| gain * (f64::from(d) + offset)));
+                        }
+                    }
+                    SampleData::Physical(from_rows(shape, v))
                 }
             };
             let runs = tl
@@ -409,6 +421,12 @@ impl Recording {
             this.state.prefetching.store(false, Ordering::Release);
         });
     }
+}
+
+/// Rows appended one after the other as a `rows × len` array.
+fn from_rows<T>(shape: (usize, usize), v: Vec<T>) -> Array2<T> {
+    // Every row is exactly `len` samples: the plan's range is covered by its chunks.
+    Array2::from_shape_vec(shape, v).expect("each row holds the window's length")
 }
 
 #[cfg(test)]
