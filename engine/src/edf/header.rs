@@ -240,12 +240,10 @@ impl SignalHeader {
     /// formula EDFlib uses (so values agree with pyedflib to the last bit). A degenerate range
     /// gives gain 1, offset 0.
     pub fn scaling(&self) -> (f64, f64) {
-        let span = f64::from(self.digital_max) - f64::from(self.digital_min);
-        let gain = (self.physical_max - self.physical_min) / span;
-        if !gain.is_finite() || gain == 0.0 || span <= 0.0 {
-            return (1.0, 0.0);
-        }
-        (gain, self.physical_max / gain - f64::from(self.digital_max))
+        scaling(
+            (self.physical_min, self.physical_max),
+            (self.digital_min, self.digital_max),
+        )
     }
 
     /// Converts digital samples to physical values.
@@ -258,6 +256,19 @@ impl SignalHeader {
             *p = gain * (offset + f64::from(d));
         }
     }
+}
+
+/// Gain and offset of a signal's physical scaling from its physical and digital ranges,
+/// `physical = gain * (digital + offset)`: EDFlib's formula, shared by the reader and the
+/// store's signal records so both give the same values to the last bit. A degenerate range
+/// gives gain 1, offset 0.
+pub fn scaling(physical: (f64, f64), digital: (i32, i32)) -> (f64, f64) {
+    let span = f64::from(digital.1) - f64::from(digital.0);
+    let gain = (physical.1 - physical.0) / span;
+    if !gain.is_finite() || gain == 0.0 || span <= 0.0 {
+        return (1.0, 0.0);
+    }
+    (gain, physical.1 / gain - f64::from(digital.1))
 }
 
 /// Everything in the header, parsed.

@@ -84,7 +84,7 @@ mod tal;
 mod writer;
 
 pub use error::{EdfError, Result, Warning};
-pub use header::{EdfHeader, Format, PatientInfo, RecordingInfo, Sex, SignalHeader};
+pub use header::{EdfHeader, Format, PatientInfo, RecordingInfo, Sex, SignalHeader, scaling};
 pub use labels::{ChannelType, channel_type, label_alias, normalize_label, normalize_labels};
 pub use reader::{Annotation, EdfReader, ReadOptions, RecordBuf, Segment};
 pub use writer::{EdfWriter, EdfWriterBuilder};

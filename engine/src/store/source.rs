@@ -48,12 +48,10 @@ impl SignalInfo {
     /// (and the EDF reader's), so physical values agree with pyedflib to the last bit. A
     /// degenerate range maps with gain 1 and offset 0.
     pub fn calibration(&self) -> (f64, f64) {
-        let span = f64::from(self.digital_max) - f64::from(self.digital_min);
-        let gain = (self.physical_max - self.physical_min) / span;
-        if !gain.is_finite() || gain == 0.0 || span <= 0.0 {
-            return (1.0, 0.0);
-        }
-        (gain, self.physical_max / gain - f64::from(self.digital_max))
+        crate::edf::scaling(
+            (self.physical_min, self.physical_max),
+            (self.digital_min, self.digital_max),
+        )
     }
 
     /// Converts one digital value to physical units.
