@@ -288,16 +288,7 @@ pub(crate) fn encode_referenced(
         let mut alt = Vec::new();
         bits::put_zz_varint(&mut alt, num);
         let mut sub = Vec::new();
-        let d_stats = crate::dispatch::block_stats(scratch.isa, &d);
-        let sc = encode_body(
-            &d,
-            d_stats,
-            SampleWidth::Bits24,
-            opts,
-            scratch,
-            &mut sub,
-            false,
-        );
+        let sc = encode_fresh(&d, SampleWidth::Bits24, opts, scratch, &mut sub, false);
         alt.push(tag(sc, SampleWidth::Bits24));
         alt.extend_from_slice(&sub);
         if alt.len() < body.len() {
@@ -309,6 +300,20 @@ pub(crate) fn encode_referenced(
     out.push(tag(codec, width));
     bits::put_varint(out, x.len() as u32);
     out.extend_from_slice(&body);
+}
+
+/// [`encode_body`] for a derived block (a reference difference, a runs block's values or
+/// lengths) whose stats no caller has computed yet.
+fn encode_fresh(
+    x: &[i32],
+    width: SampleWidth,
+    opts: &EncodeOptions,
+    scratch: &mut EncodeScratch,
+    out: &mut Vec<u8>,
+    nested: bool,
+) -> CodecId {
+    let stats = crate::dispatch::block_stats(scratch.isa, x);
+    encode_body(x, stats, width, opts, scratch, out, nested)
 }
 
 /// Writes the cheapest body for `x` into `out` and returns its codec. Nested bodies (inside a
@@ -716,22 +721,12 @@ fn encode_runs(
     }
     bits::put_varint(out, values.len() as u32);
     let mut sub = Vec::new();
-    let stats = crate::dispatch::block_stats(scratch.isa, &values);
-    let codec = encode_body(&values, stats, width, opts, scratch, &mut sub, true);
+    let codec = encode_fresh(&values, width, opts, scratch, &mut sub, true);
     bits::put_varint(out, (sub.len() + 1) as u32);
     out.push(tag(codec, width));
     out.extend_from_slice(&sub);
     sub.clear();
-    let stats = crate::dispatch::block_stats(scratch.isa, &lens);
-    let codec = encode_body(
-        &lens,
-        stats,
-        SampleWidth::Bits24,
-        opts,
-        scratch,
-        &mut sub,
-        true,
-    );
+    let codec = encode_fresh(&lens, SampleWidth::Bits24, opts, scratch, &mut sub, true);
     out.push(tag(codec, SampleWidth::Bits24));
     out.extend_from_slice(&sub);
 }
