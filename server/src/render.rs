@@ -327,7 +327,8 @@ pub fn view_json_bytes(v: &View, precision: Precision) -> serde_json::Result<Vec
     };
     // A value takes `decimals` + 6 bytes or so with its comma (shortest doubles up to 25).
     let per_value = dec.map_or(20, |d| d.decimals() as usize + 6);
-    let per_row = values / rows.max(1) * per_value + 64;
+    // Plus the stretch `write_row` grows ahead of its last values, so a row never reallocates.
+    let per_row = values / rows.max(1) * per_value + 64 + decimal::ROW_SLACK;
     let format_row = |r: usize| -> serde_json::Result<Vec<u8>> {
         let mut b = Vec::with_capacity(per_row);
         b.extend_from_slice(br#"{"label":"#);
@@ -375,35 +376,31 @@ struct ViewHead<'a>(&'a View, Option<decimal::Decimals>);
 
 impl Serialize for ViewHead<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(13))?;
-        head_entries(self.0, &mut m)?;
-        m.serialize_entry("resolution", &finite_or_null(self.0.resolution))?;
+        let (v, mut m) = (self.0, s.serialize_map(Some(13))?);
+        // The order the page's JSON has always had, `rows` (written after) excepted.
+        m.serialize_entry("recording", &v.recording.to_string())?;
+        m.serialize_entry("montage", &v.montage)?;
+        m.serialize_entry("sample_rate", &v.sample_rate)?;
+        m.serialize_entry("start", &v.start)?;
+        m.serialize_entry("first_sample", &v.first_sample)?;
+        m.serialize_entry("samples", &v.samples)?;
+        m.serialize_entry("unit", &v.unit)?;
+        m.serialize_entry(
+            "kind",
+            if matches!(v.data, ViewData::Samples(_)) {
+                "samples"
+            } else {
+                "minmax"
+            },
+        )?;
+        m.serialize_entry("padding", &[v.padding.0, v.padding.1])?;
+        m.serialize_entry("channels", &v.channels)?;
+        let warnings: Vec<String> = v.warnings.iter().map(ToString::to_string).collect();
+        m.serialize_entry("warnings", &warnings)?;
+        m.serialize_entry("resolution", &finite_or_null(v.resolution))?;
         m.serialize_entry("decimals", &self.1.map(decimal::Decimals::decimals))?;
         m.end()
     }
-}
-
-/// The page's fields other than `rows`, in the order the JSON has always had them.
-fn head_entries<M: serde::ser::SerializeMap>(v: &View, m: &mut M) -> Result<(), M::Error> {
-    m.serialize_entry("recording", &v.recording.to_string())?;
-    m.serialize_entry("montage", &v.montage)?;
-    m.serialize_entry("sample_rate", &v.sample_rate)?;
-    m.serialize_entry("start", &v.start)?;
-    m.serialize_entry("first_sample", &v.first_sample)?;
-    m.serialize_entry("samples", &v.samples)?;
-    m.serialize_entry("unit", &v.unit)?;
-    m.serialize_entry(
-        "kind",
-        if matches!(v.data, ViewData::Samples(_)) {
-            "samples"
-        } else {
-            "minmax"
-        },
-    )?;
-    m.serialize_entry("padding", &[v.padding.0, v.padding.1])?;
-    m.serialize_entry("channels", &v.channels)?;
-    let warnings: Vec<String> = v.warnings.iter().map(ToString::to_string).collect();
-    m.serialize_entry("warnings", &warnings)
 }
 
 /// The JSON form of spectra.

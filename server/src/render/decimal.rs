@@ -62,6 +62,9 @@ const CHUNK: usize = 256;
 /// 8 bytes a fixed-size store may write past the end of a fixed-point value.
 const ROOM: usize = 40;
 
+/// Bytes [`write_row`] may grow `out` by beyond what it keeps.
+pub(crate) const ROW_SLACK: usize = CHUNK * ROOM;
+
 /// Writes `[v,v,…]`: each value with `dec` (or as a shortest round-trip double without), and
 /// `null` for a non-finite value (a bad channel's row, an unfilled gap).
 ///
@@ -82,7 +85,7 @@ pub(crate) fn write_row(
     let mut values = xs.iter().copied();
     loop {
         let at = out.len();
-        out.resize(at + CHUNK * ROOM, 0);
+        out.resize(at + ROW_SLACK, 0);
         let buf = &mut out[at..];
         let mut pos = 0;
         let mut n = 0;

@@ -95,6 +95,16 @@ fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
 /// `theta window` arguments for a page with every bit of its values (`--precision full`): the
 /// references here are exact to the last bits of f64 arithmetic.
 fn window_args<'a>(store: &'a str, id: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    precision_args(store, id, "full", extra)
+}
+
+/// `theta window` arguments with the JSON precision given.
+fn precision_args<'a>(
+    store: &'a str,
+    id: &'a str,
+    precision: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let mut a = vec![
         "window",
         "--store",
@@ -102,7 +112,7 @@ fn window_args<'a>(store: &'a str, id: &'a str, extra: &[&'a str]) -> Vec<&'a st
         "--recording",
         id,
         "--precision",
-        "full",
+        precision,
     ];
     a.extend_from_slice(extra);
     a
@@ -114,20 +124,17 @@ fn window_args<'a>(store: &'a str, id: &'a str, extra: &[&'a str]) -> Vec<&'a st
 fn double_banana_exact_on_real_tuh_file() {
     let dir = tempfile::tempdir().unwrap();
     let (s, id) = ingest(dir.path(), "00009578_s006_t001.edf");
-    let out = theta(&window_args(
-        &s,
-        &id,
-        &[
-            "--start",
-            "5",
-            "--duration",
-            "10",
-            "--montage",
-            "double-banana",
-            "--format",
-            "json",
-        ],
-    ));
+    let page = [
+        "--start",
+        "5",
+        "--duration",
+        "10",
+        "--montage",
+        "double-banana",
+        "--format",
+        "json",
+    ];
+    let out = theta(&window_args(&s, &id, &page));
     let v = json(&out);
     assert_eq!(v["montage"], "double-banana");
     assert_eq!(v["sample_rate"], 256.0);
@@ -169,21 +176,7 @@ fn double_banana_exact_on_real_tuh_file() {
 
     // The default precision: every value within 1/200 of the quantisation step of the full
     // one, in about a third of the bytes.
-    let args = window_args(
-        &s,
-        &id,
-        &[
-            "--start",
-            "5",
-            "--duration",
-            "10",
-            "--montage",
-            "double-banana",
-            "--format",
-            "json",
-        ],
-    );
-    let auto_out = theta(&[&args[..5], &args[7..]].concat());
+    let auto_out = theta(&precision_args(&s, &id, "auto", &page));
     let auto = json(&auto_out);
     let step = auto["resolution"].as_f64().unwrap();
     assert!(step > 0.0 && step < 1.0, "{step} µV");
