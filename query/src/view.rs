@@ -24,7 +24,7 @@ use ndarray::{Array2, Axis, Slice};
 use rayon::prelude::*;
 use theta_engine::store::{
     ChannelSelection, ErrorCategory, Recording, RecordingId, StoreError, Units, WindowBlock,
-    WindowRequest,
+    WindowRequest, check_window_size,
 };
 
 use crate::dsp::{
@@ -125,6 +125,10 @@ pub struct ViewRequest {
     /// Labels (as recorded, or canonical 10-10 names) of channels marked bad: left out of average
     /// references and Laplacian means.
     pub bad_channels: Vec<String>,
+    /// Most values (input channels × samples read, padding included) the page may read; a
+    /// larger page is refused before anything is read. `None` for no limit (the command line);
+    /// the service sets its configured limit.
+    pub max_values: Option<u64>,
 }
 
 impl ViewRequest {
@@ -139,6 +143,7 @@ impl ViewRequest {
             phase: Phase::ZeroPhase,
             px: None,
             bad_channels: Vec::new(),
+            max_values: None,
         }
     }
 }
@@ -518,6 +523,10 @@ pub async fn read_view(rec: &Recording, req: &ViewRequest) -> Result<View> {
     let n = n_total as usize;
     let page_us = page.start as usize..page.end as usize;
     let read = processor.plan().read_range(page_us.clone(), n);
+    check_window_size(
+        sel.channels.len() as u64 * (read.end - read.start) as u64,
+        req.max_values,
+    )?;
     let edges = PageEdges::of_block(read.start, read.end, n);
     let (data, gaps) =
         read_samples(rec, &sel.channels, spr, read.start as u64..read.end as u64).await?;
@@ -636,12 +645,14 @@ pub async fn psd(
     duration: f64,
     channels: &ChannelSelection,
     nperseg: Option<usize>,
+    max_values: Option<u64>,
 ) -> Result<PsdView> {
     check_span(rec, start, duration)?;
     let mut req = WindowRequest::new(start, duration)
         .channels(channels.clone())
         .units(Units::Physical);
     req.read_ahead = Some(false);
+    req.max_values = max_values;
     let w = rec.window(&req).await?;
     let signals = rec.signals().to_vec();
     let blocks = w.blocks;

@@ -441,6 +441,12 @@ pub struct HttpSettings {
     pub body_limit_bytes: usize,
     /// Requests processed at once; more wait (default 256).
     pub max_concurrent_requests: usize,
+    /// Most sample values (channels × samples, a processed page's padding included) one window,
+    /// page or spectrum request may read (default 2^24 = 16 777 216, 128 MiB as `f64`: 30 s of
+    /// 256 channels at 2 kHz). Larger requests are refused with 400 before anything is read,
+    /// so that no single request can take the service's memory; whole recordings leave
+    /// through the research export.
+    pub max_window_values: u64,
     /// Proxies whose `X-Forwarded-For` is believed: addresses or CIDR blocks.
     pub trusted_proxies: Vec<String>,
     /// Token bucket per client address (default 50 requests/s, bursts of 200).
@@ -455,6 +461,7 @@ impl Default for HttpSettings {
             request_timeout_secs: 30,
             body_limit_bytes: 1 << 20,
             max_concurrent_requests: 256,
+            max_window_values: 1 << 24,
             trusted_proxies: Vec::new(),
             rate_per_address: RateSettings::default(),
             rate_per_account: RateSettings::default(),
@@ -790,7 +797,10 @@ impl Settings {
                 "exports.retention_days must be 1..=3650",
             ));
         }
-        if self.http.body_limit_bytes == 0 || self.http.max_concurrent_requests == 0 {
+        if self.http.body_limit_bytes == 0
+            || self.http.max_concurrent_requests == 0
+            || self.http.max_window_values == 0
+        {
             return Err(Error::config(here(), "http limits must be positive"));
         }
         for (name, r) in [

@@ -108,6 +108,7 @@ pub use theta_codecs::SampleWidth;
 pub use verify::{VerifyProblem, VerifyReport};
 pub use window::{
     ChannelRef, ChannelSelection, Run, SampleData, Units, Window, WindowBlock, WindowRequest,
+    check_window_size,
 };
 
 use crate::crypto::Keyring;

@@ -80,6 +80,10 @@ pub struct WindowRequest {
     pub units: Units,
     /// Whether to fetch the following page in the background (default: the store's option).
     pub read_ahead: Option<bool>,
+    /// Most values (channels × samples, over every sample rate) the window may hold; a larger
+    /// window is refused before anything is read. `None` (the default) for no limit: a service
+    /// sets one so that no single request can take the machine's memory.
+    pub max_values: Option<u64>,
 }
 
 impl WindowRequest {
@@ -91,6 +95,7 @@ impl WindowRequest {
             channels: ChannelSelection::All,
             units: Units::Digital,
             read_ahead: None,
+            max_values: None,
         }
     }
     /// With these channels.
@@ -102,6 +107,27 @@ impl WindowRequest {
     pub fn units(mut self, units: Units) -> Self {
         self.units = units;
         self
+    }
+    /// Refusing windows of more than `max` values (see [`WindowRequest::max_values`]).
+    pub fn max_values(mut self, max: u64) -> Self {
+        self.max_values = Some(max);
+        self
+    }
+}
+
+/// Refuses a read of `values` values (channels × samples) above `max`, before it starts.
+///
+/// # Errors
+/// [`StoreError::InvalidArgument`] naming both counts.
+pub fn check_window_size(values: u64, max: Option<u64>) -> Result<()> {
+    match max {
+        Some(max) if values > max => Err(StoreError::InvalidArgument {
+            what: format!(
+                "window of {values} values (channels × samples) is above this service's limit of \
+                 {max}: ask for a shorter span or fewer channels (or a research export)"
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -307,6 +333,11 @@ impl Recording {
         let end = self.check_span(req.start, req.duration)?;
         let channels = self.resolve_channels(&req.channels)?;
         let (plans, chunks) = self.plan(&channels, req.start, end);
+        let values = plans
+            .iter()
+            .map(|p| p.channels.len() as u64 * (p.range.end - p.range.start))
+            .sum();
+        check_window_size(values, req.max_values)?;
         let decoded = self.load_chunks(&chunks).await?;
         let by_chunk: HashMap<u64, &Arc<super::cache::DecodedChunk>> =
             chunks.iter().copied().zip(decoded.iter()).collect();

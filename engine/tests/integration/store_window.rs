@@ -144,6 +144,27 @@ async fn bad_requests_are_caller_errors_and_change_nothing() {
         ls.store.recording(missing).await.unwrap_err(),
         StoreError::UnknownRecording { .. }
     ));
+    // A size limit: a window of exactly the limit reads, one value more is refused up front.
+    let whole = rec.window(&WindowRequest::new(0.0, end)).await.unwrap();
+    let values: u64 = whole
+        .blocks
+        .iter()
+        .map(|b| (b.channels.len() * b.len()) as u64)
+        .sum();
+    assert!(values > 0);
+    rec.window(&WindowRequest::new(0.0, end).max_values(values))
+        .await
+        .unwrap();
+    let e = rec
+        .window(&WindowRequest::new(0.0, end).max_values(values - 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::InvalidArgument { .. }), "{e}");
+    assert_eq!(e.category(), ErrorCategory::Caller);
+    assert!(
+        e.to_string().contains(&format!("limit of {}", values - 1)),
+        "{e}"
+    );
     // Nothing changed: the recording still reads.
     assert_window_matches(&rec, &spec, 0.0, end).await;
 }

@@ -49,7 +49,7 @@ pub use error::{DspError, Result};
 pub use filtfilt::{FiltFiltPad, SosFilter, sosfilt, sosfilt_into, sosfilt_zi, sosfiltfilt};
 pub use notch::{iirnotch, notch_harmonics};
 pub use page::{FilterPlan, PageEdges, Phase};
-pub use pipeline::{Page, PageInput, PageKind, PagePlan, PageProcessor};
+pub use pipeline::{MAX_PX, Page, PageInput, PageKind, PagePlan, PageProcessor};
 pub use resample::Resampler;
 pub use sos::Sos;
 pub use spec::FilterSpec;

@@ -106,7 +106,22 @@ impl FilterPlan {
             });
         }
         let edge = sos.default_padlen();
-        let padding = transient_len(&sos, tolerance * SAFETY).max(edge + 1);
+        let too_slow = || DspError::InvalidParameter {
+            field: "filter",
+            reason: format!(
+                "the cascade's start-up transient lasts more than {MAX_PADDING} samples \
+                 (pole radius {r}): a cut-off this low for this sample rate cannot make \
+                 seamless pages"
+            ),
+        };
+        // The response decays like r^n and must fall by about 1e-10: that takes over 16 time
+        // constants, so a time constant above MAX_PADDING / 16 is refused without running it.
+        if 1.0 / (1.0 - r) > (MAX_PADDING / 16) as f64 {
+            return Err(too_slow());
+        }
+        let padding = transient_len(&sos, tolerance * SAFETY)
+            .ok_or_else(too_slow)?
+            .max(edge + 1);
         Ok(Self {
             zi: sos.zi(),
             sos,
@@ -289,9 +304,15 @@ pub(crate) struct PageLayout {
     pub(crate) page: Range<usize>,
 }
 
+/// Longest padding a plan may need, in samples (68 min at 256 Hz, 8.5 min at 2 kHz): a 0.01 Hz
+/// high-pass at 256 Hz needs about a fifth of it. It bounds both a page's read and the start-up
+/// analysis below, whose cost a request's cut-off would otherwise set.
+pub const MAX_PADDING: usize = 1 << 20;
+
 /// Samples after which any start-up state error's effect on the output stays below `threshold`
-/// (per unit of state error, including the backward pass's gain).
-fn transient_len(sos: &Sos, threshold: f64) -> usize {
+/// (per unit of state error, including the backward pass's gain); `None` beyond
+/// [`MAX_PADDING`].
+fn transient_len(sos: &Sos, threshold: f64) -> Option<usize> {
     let sections = sos.sections();
     let ns = sections.len();
     // The slowest pole's time constant in samples: the window over which the response must stay
@@ -322,7 +343,9 @@ fn transient_len(sos: &Sos, threshold: f64) -> usize {
                 0
             };
             n += 1;
-            if n > 1 << 26 {
+            // Still above 1e-16 of the sum this late: the rest cannot change ||h||_1 (the
+            // start-up analysis below decides whether the cascade is too slow).
+            if n > MAX_PADDING {
                 break;
             }
         }
@@ -343,9 +366,12 @@ fn transient_len(sos: &Sos, threshold: f64) -> usize {
     let mut n = 0usize;
     loop {
         let mut g = 0.0;
-        for st in states.iter_mut() {
+        for (i, st) in states.iter_mut().enumerate() {
+            // Sections before the excited one have zero input and zero state: they stay at
+            // exactly zero, so the run starts at its own section.
+            let first = i / 2;
             let mut v = 0.0;
-            for (s, z) in sections.iter().zip(st.iter_mut()) {
+            for (s, z) in sections[first..].iter().zip(st[first..].iter_mut()) {
                 let y = s[0] * v + z[0];
                 z[0] = s[1] * v - s[4] * y + z[1];
                 z[1] = s[2] * v - s[5] * y;
@@ -357,11 +383,10 @@ fn transient_len(sos: &Sos, threshold: f64) -> usize {
         if g >= threshold {
             last_loud = n;
         } else if n - last_loud >= window {
-            return last_loud;
+            return Some(last_loud);
         }
-        // Guard: 2^26 samples is over 9 hours at 2 kHz; no stable EEG filter gets near it.
-        if n > 1 << 26 {
-            return n;
+        if n > MAX_PADDING {
+            return None;
         }
     }
 }
@@ -388,6 +413,32 @@ mod tests {
                     + noise
             })
             .collect()
+    }
+
+    #[test]
+    fn cascades_too_slow_for_seamless_pages_are_refused_quickly() {
+        let plan = |h: f64, fs: f64| {
+            let spec = FilterSpec {
+                highpass: Some(h),
+                ..FilterSpec::default()
+            };
+            FilterPlan::new(spec.build(fs).unwrap(), Phase::ZeroPhase)
+        };
+        // Infraslow at EEG rates still plans (0.01 Hz at 256 Hz: about 5 minutes each side).
+        let p = plan(0.01, 256.0).unwrap();
+        assert!(p.padding_before() > 256 * 60 && p.padding_before() <= MAX_PADDING);
+        // Far below: refused by the time-constant bound, or by the cap while measuring.
+        for (h, fs) in [(1e-4, 256.0), (1e-8, 256.0), (0.002, 2048.0)] {
+            match plan(h, fs) {
+                Err(DspError::InvalidParameter {
+                    field: "filter",
+                    reason,
+                }) => {
+                    assert!(reason.contains(&MAX_PADDING.to_string()), "{reason}")
+                }
+                other => panic!("{h} Hz at {fs} Hz: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -18,6 +18,10 @@ use ndarray::ArrayView2;
 use rayon::prelude::*;
 use std::ops::Range;
 
+/// Widest page in pixel columns: beyond any screen (the overview's limit too), and what keeps a
+/// min/max page's arrays (`derivations × px`, twice) from being sized by a request alone.
+pub const MAX_PX: usize = 65_536;
+
 /// Everything that stays the same from page to page: montage, filter, output width.
 #[derive(Debug, Clone)]
 pub struct PagePlan {
@@ -30,17 +34,26 @@ impl PagePlan {
     /// A plan. `px` asks for min/max pairs per pixel column instead of samples.
     ///
     /// # Errors
-    /// [`DspError::InvalidParameter`] when `px` is `Some(0)`.
+    /// [`DspError::InvalidParameter`] when `px` is `Some(0)` or above [`MAX_PX`].
     pub fn try_new(
         montage: MontageMatrix,
         filter: Option<FilterPlan>,
         px: Option<usize>,
     ) -> Result<Self> {
-        if px == Some(0) {
-            return Err(DspError::InvalidParameter {
-                field: "px",
-                reason: "must be at least 1".into(),
-            });
+        match px {
+            Some(0) => {
+                return Err(DspError::InvalidParameter {
+                    field: "px",
+                    reason: "must be at least 1".into(),
+                });
+            }
+            Some(px) if px > MAX_PX => {
+                return Err(DspError::InvalidParameter {
+                    field: "px",
+                    reason: format!("{px} columns is above the limit of {MAX_PX}"),
+                });
+            }
+            _ => {}
         }
         Ok(Self {
             montage,
@@ -54,7 +67,7 @@ impl PagePlan {
     ///
     /// # Errors
     /// [`DspError::Montage`] when no derivation can be formed; the filter spec's validation errors;
-    /// [`DspError::InvalidParameter`] for `px == Some(0)`.
+    /// [`DspError::InvalidParameter`] for `px == Some(0)` or above [`MAX_PX`].
     pub fn build(
         montage: &Montage,
         channels: &[InputChannel],
@@ -399,6 +412,32 @@ mod tests {
                 + 40.0 * (2.0 * std::f64::consts::PI * (3.0 + c as f64) * t).sin()
                 + 5.0 * (2.0 * std::f64::consts::PI * 50.0 * t).cos()
         })
+    }
+
+    #[test]
+    fn pixel_widths_outside_one_to_max_px_are_refused() {
+        let chans = [InputChannel::new("Fp1"), InputChannel::new("F7")];
+        let plan = |px| {
+            PagePlan::build(
+                &Montage::Referential,
+                &chans,
+                &FilterSpec::default(),
+                Phase::ZeroPhase,
+                256.0,
+                Some(px),
+            )
+        };
+        assert!(plan(1).is_ok());
+        assert!(plan(MAX_PX).is_ok());
+        for px in [0, MAX_PX + 1, usize::MAX] {
+            assert!(
+                matches!(
+                    plan(px),
+                    Err(DspError::InvalidParameter { field: "px", .. })
+                ),
+                "{px}"
+            );
+        }
     }
 
     #[test]

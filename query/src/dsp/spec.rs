@@ -7,6 +7,12 @@ use super::notch::{iirnotch, notch_harmonics};
 use super::sos::Sos;
 use serde::{Deserialize, Serialize};
 
+/// Most notches one cascade may hold, harmonics included: mains and its harmonics up to 800 Hz
+/// at 50 Hz. Each is a section that every sample of a page passes twice, and the page plan's
+/// start-up analysis costs the square of the section count, so a request must not choose it
+/// freely.
+pub const MAX_NOTCHES: usize = 16;
+
 /// A display filter: Butterworth high-pass and low-pass of one order, then notches.
 ///
 /// JSON form (every field optional): `{"highpass": 0.5, "lowpass": 70, "notch": [50],
@@ -53,7 +59,8 @@ impl FilterSpec {
     ///
     /// # Errors
     /// [`DspError::InvalidParameter`] naming the field: a cut-off or notch not strictly between 0
-    /// and Nyquist, `order` outside 1..=8, a high-pass at or above the low-pass, a non-positive Q.
+    /// and Nyquist, `order` outside 1..=8, a high-pass at or above the low-pass, a non-positive Q,
+    /// more than [`MAX_NOTCHES`] notches.
     pub fn build_opt(&self, fs: f64) -> Result<Option<Sos>> {
         let fs = positive("fs", fs)?;
         if !(1..=MAX_ORDER).contains(&self.order) {
@@ -94,6 +101,7 @@ impl FilterSpec {
             sections.extend_from_slice(butter(self.order, &[l], BandType::Lowpass, fs)?.sections());
         }
         let q = positive("notch_q", self.notch_q)?;
+        let mut notches = 0usize;
         for &f in &self.notch {
             let f = check("notch", f)?;
             let freqs = if self.notch_harmonics {
@@ -101,6 +109,13 @@ impl FilterSpec {
             } else {
                 vec![f]
             };
+            notches += freqs.len();
+            if notches > MAX_NOTCHES {
+                return Err(DspError::InvalidParameter {
+                    field: "notch",
+                    reason: format!("more than {MAX_NOTCHES} notches (harmonics included)"),
+                });
+            }
             for h in freqs {
                 sections.extend_from_slice(iirnotch(h, q, fs)?.sections());
             }
@@ -127,6 +142,31 @@ impl FilterSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notches_are_counted_with_their_harmonics_and_capped() {
+        let spec = |notch: Vec<f64>, harmonics: bool| FilterSpec {
+            notch,
+            notch_harmonics: harmonics,
+            ..FilterSpec::default()
+        };
+        let sections = |s: FilterSpec| s.build(2048.0).map(|c| c.sections().len());
+        assert_eq!(
+            sections(spec(vec![50.0; MAX_NOTCHES], false)).unwrap(),
+            MAX_NOTCHES
+        );
+        // 50 Hz and its harmonics below 1024 Hz: 20 notches.
+        for s in [
+            spec(vec![50.0; MAX_NOTCHES + 1], false),
+            spec(vec![50.0], true),
+        ] {
+            assert!(matches!(
+                sections(s),
+                Err(DspError::InvalidParameter { field: "notch", .. })
+            ),);
+        }
+        assert_eq!(sections(spec(vec![200.0], true)).unwrap(), 5);
+    }
 
     #[test]
     fn cli_cascade_has_expected_sections() {

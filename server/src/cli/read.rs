@@ -143,6 +143,8 @@ impl WindowArgs {
             },
             px: self.px,
             bad_channels: self.bad.clone(),
+            // The command line reads what its user asks for, from their own store.
+            max_values: None,
         })
     }
 }
@@ -481,6 +483,7 @@ pub fn psd_cmd(args: PsdArgs) -> i32 {
             args.duration,
             &ChannelSelection::parse(&args.channels),
             args.nperseg,
+            None,
         )
         .await
         .map_err(view_error)?;

@@ -387,7 +387,7 @@ impl WindowQuery {
             || self.montage.as_deref() == Some("referential")
     }
 
-    fn view_request(&self) -> Result<ViewRequest, ApiError> {
+    fn view_request(&self, max_values: u64) -> Result<ViewRequest, ApiError> {
         let montage = match self.montage.as_deref() {
             None | Some("") => None,
             Some(m) if m.trim_start().starts_with('{') => Some(
@@ -440,6 +440,7 @@ impl WindowQuery {
             },
             px: self.px,
             bad_channels: list(&self.bad),
+            max_values: Some(max_values),
         })
     }
 }
@@ -482,6 +483,7 @@ pub(crate) async fn window(
 ) -> Result<Response, ApiError> {
     let rec = authorised(&state, &ctx, &id, Action::ReadRecording).await?;
     let arrow = wants_arrow(&headers);
+    let max_values = state.settings().http.max_window_values;
     if q.is_processed() {
         if q.units.as_deref() == Some("digital") {
             return Err(ApiError::bad_request(
@@ -489,7 +491,7 @@ pub(crate) async fn window(
                 "processed pages are in physical units",
             ));
         }
-        let v = read_view(&rec, &q.view_request()?)
+        let v = read_view(&rec, &q.view_request(max_values)?)
             .await
             .map_err(|e| read_failure(&state, &rec, e))?;
         return if arrow {
@@ -502,7 +504,8 @@ pub(crate) async fn window(
     let units = units(q.units.as_deref(), Units::Physical)?;
     let req = WindowRequest::new(q.start, q.duration)
         .channels(ChannelSelection::parse(q.channels.as_deref().unwrap_or("")))
-        .units(units);
+        .units(units)
+        .max_values(max_values);
     let w = rec
         .window(&req)
         .await
@@ -546,7 +549,8 @@ pub(crate) async fn psd(
 ) -> Result<Response, ApiError> {
     let rec = authorised(&state, &ctx, &id, Action::ReadRecording).await?;
     let sel = ChannelSelection::parse(q.channels.as_deref().unwrap_or(""));
-    let p = theta_query::view::psd(&rec, q.start, q.duration, &sel, q.nperseg)
+    let max_values = Some(state.settings().http.max_window_values);
+    let p = theta_query::view::psd(&rec, q.start, q.duration, &sel, q.nperseg, max_values)
         .await
         .map_err(|e| read_failure(&state, &rec, e))?;
     json_response(move || serde_json::to_vec(&render::psd_json(&p))).await

@@ -317,6 +317,61 @@ async fn bad_uploads_and_requests_are_refused_and_store_nothing() {
     );
 }
 
+/// One authenticated request must not be able to take the service's memory: windows, pages
+/// and spectra above `http.max_window_values` (padding included) and pages wider than
+/// `MAX_PX` columns are refused with a 400 naming the limit, before anything is read; requests
+/// under the limit are served as before.
+#[tokio::test]
+async fn oversized_reads_are_refused_before_anything_is_read() {
+    // test_utf8.edf: one channel at 128 Hz, 698 s.
+    let app = TestApp::with_settings(|s| s.http.max_window_values = 5_000)
+        .with_data()
+        .await;
+    app.add_tenant("chu-a");
+    let tech = app.add_user("ltechnicienne", Role::Technician, Some("chu-a"));
+    let ts = app.login(&tech).await;
+    let real = std::fs::read(theta_fixtures::shared_eeg_dir().join("test_utf8.edf")).unwrap();
+    let (s, _, v) = app.send(upload_req("chu-a", &ts.token, real)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["recording_id"].as_str().unwrap().to_owned();
+    let get = |path: String| {
+        let token = ts.token.clone();
+        let app = &app;
+        async move { app.send(req(Method::GET, &path, Some(&token), None)).await }
+    };
+    let base = format!("/api/recordings/{id}");
+    // Under the limit: 10 s = 1 280 values, raw or as a page without padding.
+    for q in [
+        "window?start=100&duration=10",
+        "window?start=100&duration=10&montage=referential&px=100",
+        "psd?start=100&duration=10",
+    ] {
+        let (s, _, v) = get(format!("{base}/{q}")).await;
+        assert_eq!(s, StatusCode::OK, "{q}: {v}");
+    }
+    // Over it: 100 s raw (12 800 values), the whole recording, a spectrum of 100 s, and a 10 s
+    // page whose 0.5 Hz high-pass reads about 21 s of padding on each side (6 600 values).
+    for q in [
+        "window?start=100&duration=100",
+        "window?start=0&duration=698&units=digital",
+        "psd?start=100&duration=100",
+        "window?start=100&duration=10&highpass=0.5",
+    ] {
+        let (s, _, v) = get(format!("{base}/{q}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {v}");
+        let msg = v["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("limit of 5000"), "{q}: {v}");
+    }
+    // A pixel width beyond any screen: refused whatever the span (it sizes the page's arrays).
+    let (s, _, v) = get(format!(
+        "{base}/window?start=100&duration=10&px={}",
+        theta_query::dsp::MAX_PX + 1
+    ))
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v.to_string().contains("px"), "{v}");
+}
+
 #[test]
 fn demo_prepares_store_accounts_and_credentials() {
     let dir = tempfile::tempdir().unwrap();
