@@ -6,7 +6,8 @@
 //!
 //! Hashing: Argon2id with RFC 9106's second recommended option (m = 64 MiB, t = 3, p = 4),
 //! PHC strings in the database. Hashing costs ~0.1–0.5 s and 64 MiB, so callers on the async
-//! runtime use [`hash_async`] / [`verify_async`], which run on the blocking pool.
+//! runtime use [`hash_async`] / [`verify_any_async`], which run on the blocking pool, a few at a
+//! time (see `HashGate`).
 //!
 //! The common-password list is `server/data/common-passwords.txt.gz`: 19,646 passwords, the
 //! list Django ships (`django/contrib/auth/common-passwords.txt.gz`, BSD licence), itself built by
@@ -180,25 +181,75 @@ pub fn dummy_hash() -> &'static str {
     })
 }
 
-/// [`hash`] on the blocking pool.
+/// Bounds the Argon2 operations running at once. Each holds 64 MiB for its duration, and a
+/// login with an unknown username still hashes (against [`dummy_hash`]), so without a bound
+/// the requests the rate limits and the concurrency limit let through (hundreds, before any
+/// authentication) could ask for tens of GiB at once. With it, memory stays at
+/// `permits × 64 MiB` and the rest wait their turn (and time out like any slow request).
+struct HashGate {
+    permits: tokio::sync::Semaphore,
+    running: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+    /// Operations run through the gate (for tests and curiosity).
+    runs: std::sync::atomic::AtomicUsize,
+}
+
+impl HashGate {
+    fn new(permits: usize) -> Self {
+        Self {
+            permits: tokio::sync::Semaphore::new(permits),
+            running: Default::default(),
+            peak: Default::default(),
+            runs: Default::default(),
+        }
+    }
+
+    /// Runs `f` on the blocking pool once a permit is free.
+    async fn run<T: Send + 'static>(
+        &'static self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let _permit = self.permits.acquire().await.map_err(|_| Error::Task)?;
+        tokio::task::spawn_blocking(move || {
+            let now = self.running.fetch_add(1, Relaxed) + 1;
+            self.peak.fetch_max(now, Relaxed);
+            self.runs.fetch_add(1, Relaxed);
+            let out = f();
+            self.running.fetch_sub(1, Relaxed);
+            out
+        })
+        .await
+        .map_err(|_| Error::Task)
+    }
+}
+
+/// The process's gate: one permit per core (at least 2), as hashing is CPU-bound anyway.
+fn gate() -> &'static HashGate {
+    static GATE: OnceLock<HashGate> = OnceLock::new();
+    GATE.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        HashGate::new(cores.max(2))
+    })
+}
+
+/// [`hash`] on the blocking pool, at most one per core at a time.
 ///
 /// # Errors
 /// [`Error::Hash`] or [`Error::Task`].
 pub async fn hash_async(password: Zeroizing<String>) -> Result<String> {
-    tokio::task::spawn_blocking(move || hash(&password))
-        .await
-        .map_err(|_| Error::Task)?
+    gate().run(move || hash(&password)).await?
 }
 
-/// [`verify`] on the blocking pool, against several hashes at once (reuse check); true when
-/// any matches.
+/// [`verify`] on the blocking pool (at most one per core at a time), against several hashes
+/// in turn (reuse check); true when any matches.
 ///
 /// # Errors
 /// [`Error::Task`].
 pub async fn verify_any_async(password: Zeroizing<String>, phcs: Vec<String>) -> Result<bool> {
-    tokio::task::spawn_blocking(move || phcs.iter().any(|h| verify(&password, h)))
+    gate()
+        .run(move || phcs.iter().any(|h| verify(&password, h)))
         .await
-        .map_err(|_| Error::Task)
 }
 
 /// A random password that satisfies the policy (one-time passwords for new accounts).
@@ -233,6 +284,41 @@ pub fn generate_one_time() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Many hashes asked for at once run at most `permits` at a time, and all complete.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_hash_gate_bounds_concurrent_hashing() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let gate: &'static HashGate = Box::leak(Box::new(HashGate::new(2)));
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                tokio::spawn(gate.run(move || {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    i
+                }))
+            })
+            .collect();
+        let mut done = Vec::new();
+        for t in tasks {
+            done.push(t.await.unwrap().unwrap());
+        }
+        assert_eq!(done, (0..12).collect::<Vec<_>>());
+        let peak = gate.peak.load(Relaxed);
+        assert!((1..=2).contains(&peak), "{peak} hashes ran at once");
+        assert_eq!(gate.running.load(Relaxed), 0);
+        // The service's own calls go through the process's gate.
+        let before = gate_runs();
+        assert!(
+            !verify_any_async(Zeroizing::new("x".repeat(12)), vec![dummy_hash().into()])
+                .await
+                .unwrap()
+        );
+        assert!(gate_runs() > before);
+    }
+
+    fn gate_runs() -> usize {
+        gate().runs.load(std::sync::atomic::Ordering::Relaxed)
+    }
 
     #[test]
     fn common_list_is_real_and_used() {
