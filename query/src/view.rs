@@ -48,7 +48,7 @@ pub enum ViewError {
     Montage(#[from] MontageError),
     /// The span is empty, not finite, or outside the recording.
     #[error(
-        "span start {start} s, duration {duration} s is outside recording {recording} (0 to {end} s)"
+        "span start {start:?} s, duration {duration:?} s is outside recording {recording} (0 to {end} s)"
     )]
     OutOfRange {
         /// The recording.

@@ -33,9 +33,10 @@ pub enum StoreError {
         /// The id asked for.
         recording: RecordingId,
     },
-    /// The requested time span does not intersect the recording.
+    /// The requested time span does not intersect the recording. (Start and duration are
+    /// printed as `Debug`, which spells `1e300` as such rather than in 301 digits.)
     #[error(
-        "window start {start} s, duration {duration} s is outside recording {recording} (0 to {end} s)"
+        "window start {start:?} s, duration {duration:?} s is outside recording {recording} (0 to {end} s)"
     )]
     WindowOutOfRange {
         /// The recording.
