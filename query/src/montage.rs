@@ -26,6 +26,11 @@
 //! applied in one pass over the block.
 
 use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// Most derivations a custom montage may list: four times a 256-channel high-density cap. Each
+/// is a page row that is filtered and sent, so a montage arriving in a request must not choose
+/// the count freely.
+pub const MAX_DERIVATIONS: usize = 1024;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -305,7 +310,8 @@ impl Montage {
     ///
     /// # Errors
     /// [`MontageError::InvalidJson`] with the position; [`MontageError::Invalid`] for an empty
-    /// montage, a derivation without terms or a non-finite weight.
+    /// montage, more than [`MAX_DERIVATIONS`], a derivation without terms or a non-finite
+    /// weight.
     pub fn from_json(json: &str) -> Result<Self, MontageError> {
         let m: CustomMontage =
             serde_json::from_str(json).map_err(|e| MontageError::InvalidJson {
@@ -317,6 +323,12 @@ impl Montage {
             return Err(MontageError::Invalid {
                 index: 0,
                 reason: "no derivations".into(),
+            });
+        }
+        if m.derivations.len() > MAX_DERIVATIONS {
+            return Err(MontageError::Invalid {
+                index: MAX_DERIVATIONS,
+                reason: format!("more than {MAX_DERIVATIONS} derivations"),
             });
         }
         for (i, d) in m.derivations.iter().enumerate() {
@@ -871,6 +883,18 @@ mod tests {
             Montage::from_json(r#"{"name": "x", "derivations": [{"label": "a", "terms": {}}]}"#)
                 .unwrap_err();
         assert!(matches!(e, MontageError::Invalid { index: 0, .. }));
+        let many = |n: usize| {
+            let d = vec![r#"{"label": "a", "terms": {"C3": 1}}"#; n].join(",");
+            Montage::from_json(&format!(r#"{{"name": "x", "derivations": [{d}]}}"#))
+        };
+        assert!(many(MAX_DERIVATIONS).is_ok());
+        assert!(matches!(
+            many(MAX_DERIVATIONS + 1),
+            Err(MontageError::Invalid {
+                index: MAX_DERIVATIONS,
+                ..
+            })
+        ));
         assert!(matches!(
             Montage::from_json("{"),
             Err(MontageError::InvalidJson { .. })

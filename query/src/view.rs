@@ -523,10 +523,13 @@ pub async fn read_view(rec: &Recording, req: &ViewRequest) -> Result<View> {
     let n = n_total as usize;
     let page_us = page.start as usize..page.end as usize;
     let read = processor.plan().read_range(page_us.clone(), n);
-    check_window_size(
-        sel.channels.len() as u64 * (read.end - read.start) as u64,
-        req.max_values,
-    )?;
+    // The read holds inputs × samples, and the filter's working buffers derivations × samples
+    // (a custom montage may list more derivations than the recording has channels).
+    let rows = sel
+        .channels
+        .len()
+        .max(processor.plan().montage().n_derivations());
+    check_window_size(rows as u64 * (read.end - read.start) as u64, req.max_values)?;
     let edges = PageEdges::of_block(read.start, read.end, n);
     let (data, gaps) =
         read_samples(rec, &sel.channels, spr, read.start as u64..read.end as u64).await?;

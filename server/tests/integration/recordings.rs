@@ -362,6 +362,27 @@ async fn oversized_reads_are_refused_before_anything_is_read() {
         let msg = v["message"].as_str().unwrap_or_default();
         assert!(msg.contains("limit of 5000"), "{q}: {v}");
     }
+    // A custom montage listing one channel 5 times: 5 rows of 1 280 samples (6 400 values) to
+    // filter, from a read of 1 280. The page's rows count, not only its inputs.
+    let five = format!(
+        r#"{{"name":"x","derivations":[{}]}}"#,
+        [r#"{"label":"a","terms":{"Fp1":1}}"#; 5].join(",")
+    );
+    let q: String = url::form_urlencoded::byte_serialize(five.as_bytes()).collect();
+    let (s, _, v) = get(format!("{base}/window?start=100&duration=10&montage={q}")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("limit of 5000"),
+        "{v}"
+    );
+    let three = five.replacen(r#",{"label":"a","terms":{"Fp1":1}}"#, "", 2);
+    let q: String = url::form_urlencoded::byte_serialize(three.as_bytes()).collect();
+    let (s, _, v) = get(format!("{base}/window?start=100&duration=10&montage={q}")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["rows"].as_array().map(Vec::len), Some(3), "{v}");
     // A pixel width beyond any screen: refused whatever the span (it sizes the page's arrays).
     let (s, _, v) = get(format!(
         "{base}/window?start=100&duration=10&px={}",
