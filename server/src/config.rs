@@ -442,11 +442,10 @@ pub struct HttpSettings {
     /// Requests processed at once; more wait (default 256).
     pub max_concurrent_requests: usize,
     /// Most sample values (channels, or a page's derivations when more, × samples, a processed
-    /// page's padding included) one window,
-    /// page or spectrum request may read (default 2^24 = 16 777 216, 128 MiB as `f64`: 30 s of
-    /// 256 channels at 2 kHz). Larger requests are refused with 400 before anything is read,
-    /// so that no single request can take the service's memory; whole recordings leave
-    /// through the research export.
+    /// page's padding included) one window, page or spectrum request may read (default
+    /// 2^24 = 16 777 216, 128 MiB as `f64`: 30 s of 256 channels at 2 kHz). Larger requests are
+    /// refused with 400 before anything is read, so that no single request can take the
+    /// service's memory; whole recordings leave through the research export.
     pub max_window_values: u64,
     /// Proxies whose `X-Forwarded-For` is believed: addresses or CIDR blocks.
     pub trusted_proxies: Vec<String>,
