@@ -447,6 +447,11 @@ pub struct HttpSettings {
     /// refused with 400 before anything is read, so that no single request can take the
     /// service's memory; whole recordings leave through the research export.
     pub max_window_values: u64,
+    /// Window, page and spectrum requests computed at once; more wait their turn (default 4).
+    /// With `max_window_values`, this bounds their memory: each holds up to about 40 bytes per
+    /// value (the samples read, the filter's rows, the answer and its JSON), 2.7 GB at the
+    /// defaults. The work is CPU-bound, so more than twice the cores gains nothing.
+    pub max_concurrent_reads: usize,
     /// Proxies whose `X-Forwarded-For` is believed: addresses or CIDR blocks.
     pub trusted_proxies: Vec<String>,
     /// Token bucket per client address (default 50 requests/s, bursts of 200).
@@ -462,6 +467,7 @@ impl Default for HttpSettings {
             body_limit_bytes: 1 << 20,
             max_concurrent_requests: 256,
             max_window_values: 1 << 24,
+            max_concurrent_reads: 4,
             trusted_proxies: Vec::new(),
             rate_per_address: RateSettings::default(),
             rate_per_account: RateSettings::default(),
@@ -800,6 +806,7 @@ impl Settings {
         if self.http.body_limit_bytes == 0
             || self.http.max_concurrent_requests == 0
             || self.http.max_window_values == 0
+            || self.http.max_concurrent_reads == 0
         {
             return Err(Error::config(here(), "http limits must be positive"));
         }

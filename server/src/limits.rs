@@ -192,3 +192,71 @@ mod tests {
         assert_eq!(l.tracked(), (0, 0));
     }
 }
+
+/// A bound on how many memory-heavy operations run at once, with their count and peak (for
+/// tests and metrics). Those past the bound wait their turn, in arrival order (tokio's
+/// semaphore is fair), and time out like any slow request.
+#[derive(Debug)]
+pub struct Gate {
+    permits: tokio::sync::Semaphore,
+    running: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+    entries: std::sync::atomic::AtomicUsize,
+}
+
+/// Held while inside a [`Gate`]; leaving frees the place.
+#[derive(Debug)]
+pub struct GatePass<'a> {
+    gate: &'a Gate,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Gate {
+    /// A gate letting `permits` (at least 1) in at once.
+    pub fn new(permits: usize) -> Self {
+        Self {
+            permits: tokio::sync::Semaphore::new(permits.max(1)),
+            running: Default::default(),
+            peak: Default::default(),
+            entries: Default::default(),
+        }
+    }
+
+    /// Waits for a place.
+    ///
+    /// # Errors
+    /// [`crate::error::Error::Task`] if the gate was closed (never, in practice).
+    pub async fn enter(&self) -> crate::error::Result<GatePass<'_>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| crate::error::Error::Task)?;
+        let now = self.running.fetch_add(1, Relaxed) + 1;
+        self.peak.fetch_max(now, Relaxed);
+        self.entries.fetch_add(1, Relaxed);
+        Ok(GatePass {
+            gate: self,
+            _permit: permit,
+        })
+    }
+
+    /// The most that were ever inside at once.
+    pub fn peak(&self) -> usize {
+        self.peak.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many entered so far.
+    pub fn entries(&self) -> usize {
+        self.entries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for GatePass<'_> {
+    fn drop(&mut self) {
+        self.gate
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}

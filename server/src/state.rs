@@ -11,7 +11,7 @@ use crate::db::Db;
 use crate::error::Result;
 use crate::exports::ExportJobs;
 use crate::incidents::Incidents;
-use crate::limits::RateLimits;
+use crate::limits::{Gate, RateLimits};
 use crate::metrics::Metrics;
 use crate::secrets::SecretKey;
 
@@ -29,6 +29,7 @@ pub struct AppState {
     metrics: Arc<Metrics>,
     metrics_token: Option<Arc<zeroize::Zeroizing<String>>>,
     limits: Arc<RateLimits>,
+    reads: Arc<Gate>,
     incidents: Arc<Incidents>,
     data: Option<DataStore>,
     exports: ExportJobs,
@@ -68,6 +69,7 @@ impl AppState {
             }
             None => None,
         };
+        let reads = Arc::new(Gate::new(settings.http.max_concurrent_reads));
         Ok(AppState {
             settings: Arc::new(settings),
             db,
@@ -79,6 +81,7 @@ impl AppState {
             metrics,
             metrics_token,
             limits: Arc::new(limits),
+            reads,
             incidents: Arc::new(incidents),
             data: None,
             exports,
@@ -179,6 +182,11 @@ impl AppState {
     /// The rate limits.
     pub fn limits(&self) -> &RateLimits {
         &self.limits
+    }
+
+    /// The gate of window, page and spectrum computations (`http.max_concurrent_reads`).
+    pub fn reads(&self) -> &Gate {
+        &self.reads
     }
 
     /// The incident service.

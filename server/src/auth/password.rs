@@ -7,7 +7,7 @@
 //! Hashing: Argon2id with RFC 9106's second recommended option (m = 64 MiB, t = 3, p = 4),
 //! PHC strings in the database. Hashing costs ~0.1–0.5 s and 64 MiB, so callers on the async
 //! runtime use [`hash_async`] / [`verify_any_async`], which run on the blocking pool, a few at a
-//! time (see `HashGate`).
+//! time (see `gate`).
 //!
 //! The common-password list is `server/data/common-passwords.txt.gz`: 19,646 passwords, the
 //! list Django ships (`django/contrib/auth/common-passwords.txt.gz`, BSD licence), itself built by
@@ -21,6 +21,7 @@ use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Versio
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::limits::Gate;
 
 /// Minimum length in characters.
 pub const MIN_LEN: usize = 12;
@@ -186,51 +187,29 @@ pub fn dummy_hash() -> &'static str {
 /// the requests the rate limits and the concurrency limit let through (hundreds, before any
 /// authentication) could ask for tens of GiB at once. With it, memory stays at
 /// `permits × 64 MiB` and the rest wait their turn (and time out like any slow request).
-struct HashGate {
-    permits: tokio::sync::Semaphore,
-    running: std::sync::atomic::AtomicUsize,
-    peak: std::sync::atomic::AtomicUsize,
-    /// Operations run through the gate (for tests and curiosity).
-    runs: std::sync::atomic::AtomicUsize,
-}
-
-impl HashGate {
-    fn new(permits: usize) -> Self {
-        Self {
-            permits: tokio::sync::Semaphore::new(permits),
-            running: Default::default(),
-            peak: Default::default(),
-            runs: Default::default(),
-        }
-    }
-
-    /// Runs `f` on the blocking pool once a permit is free.
-    async fn run<T: Send + 'static>(
-        &'static self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let _permit = self.permits.acquire().await.map_err(|_| Error::Task)?;
-        tokio::task::spawn_blocking(move || {
-            let now = self.running.fetch_add(1, Relaxed) + 1;
-            self.peak.fetch_max(now, Relaxed);
-            self.runs.fetch_add(1, Relaxed);
-            let out = f();
-            self.running.fetch_sub(1, Relaxed);
-            out
-        })
-        .await
-        .map_err(|_| Error::Task)
-    }
-}
-
-/// The process's gate: one permit per core (at least 2), as hashing is CPU-bound anyway.
-fn gate() -> &'static HashGate {
-    static GATE: OnceLock<HashGate> = OnceLock::new();
+/// One permit per core (at least 2), as hashing is CPU-bound anyway.
+fn gate() -> &'static Gate {
+    static GATE: OnceLock<Gate> = OnceLock::new();
     GATE.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        HashGate::new(cores.max(2))
+        Gate::new(cores.max(2))
     })
+}
+
+/// Runs `f` on the blocking pool once `gate` lets it in. The pass moves into the blocking task,
+/// so a request dropped mid-hash (a client gone, a time-out) still holds its place until the
+/// hash it started is done.
+async fn gated<T: Send + 'static>(
+    gate: &'static Gate,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    let pass = gate.enter().await?;
+    tokio::task::spawn_blocking(move || {
+        let _pass = pass;
+        f()
+    })
+    .await
+    .map_err(|_| Error::Task)
 }
 
 /// [`hash`] on the blocking pool, at most one per core at a time.
@@ -238,7 +217,7 @@ fn gate() -> &'static HashGate {
 /// # Errors
 /// [`Error::Hash`] or [`Error::Task`].
 pub async fn hash_async(password: Zeroizing<String>) -> Result<String> {
-    gate().run(move || hash(&password)).await?
+    gated(gate(), move || hash(&password)).await?
 }
 
 /// [`verify`] on the blocking pool (at most one per core at a time), against several hashes
@@ -247,9 +226,7 @@ pub async fn hash_async(password: Zeroizing<String>) -> Result<String> {
 /// # Errors
 /// [`Error::Task`].
 pub async fn verify_any_async(password: Zeroizing<String>, phcs: Vec<String>) -> Result<bool> {
-    gate()
-        .run(move || phcs.iter().any(|h| verify(&password, h)))
-        .await
+    gated(gate(), move || phcs.iter().any(|h| verify(&password, h))).await
 }
 
 /// A random password that satisfies the policy (one-time passwords for new accounts).
@@ -285,14 +262,14 @@ pub fn generate_one_time() -> String {
 mod tests {
     use super::*;
 
-    /// Many hashes asked for at once run at most `permits` at a time, and all complete.
+    /// Many hashes asked for at once run at most `permits` at a time, and all complete; the
+    /// service's own calls go through the process's gate.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn the_hash_gate_bounds_concurrent_hashing() {
-        use std::sync::atomic::Ordering::Relaxed;
-        let gate: &'static HashGate = Box::leak(Box::new(HashGate::new(2)));
+        let two: &'static Gate = Box::leak(Box::new(Gate::new(2)));
         let tasks: Vec<_> = (0..12)
             .map(|i| {
-                tokio::spawn(gate.run(move || {
+                tokio::spawn(gated(two, move || {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                     i
                 }))
@@ -303,21 +280,19 @@ mod tests {
             done.push(t.await.unwrap().unwrap());
         }
         assert_eq!(done, (0..12).collect::<Vec<_>>());
-        let peak = gate.peak.load(Relaxed);
-        assert!((1..=2).contains(&peak), "{peak} hashes ran at once");
-        assert_eq!(gate.running.load(Relaxed), 0);
-        // The service's own calls go through the process's gate.
-        let before = gate_runs();
+        assert!(
+            (1..=2).contains(&two.peak()),
+            "{} hashes ran at once",
+            two.peak()
+        );
+        assert_eq!(two.entries(), 12);
+        let before = gate().entries();
         assert!(
             !verify_any_async(Zeroizing::new("x".repeat(12)), vec![dummy_hash().into()])
                 .await
                 .unwrap()
         );
-        assert!(gate_runs() > before);
-    }
-
-    fn gate_runs() -> usize {
-        gate().runs.load(std::sync::atomic::Ordering::Relaxed)
+        assert!(gate().entries() > before);
     }
 
     #[test]

@@ -484,6 +484,8 @@ pub(crate) async fn window(
     let rec = authorised(&state, &ctx, &id, Action::ReadRecording).await?;
     let arrow = wants_arrow(&headers);
     let max_values = state.settings().http.max_window_values;
+    // Held until the answer's bytes exist (see `http.max_concurrent_reads`).
+    let _pass = state.reads().enter().await?;
     if q.is_processed() {
         if q.units.as_deref() == Some("digital") {
             return Err(ApiError::bad_request(
@@ -550,6 +552,7 @@ pub(crate) async fn psd(
     let rec = authorised(&state, &ctx, &id, Action::ReadRecording).await?;
     let sel = ChannelSelection::parse(q.channels.as_deref().unwrap_or(""));
     let max_values = Some(state.settings().http.max_window_values);
+    let _pass = state.reads().enter().await?;
     let p = theta_query::view::psd(&rec, q.start, q.duration, &sel, q.nperseg, max_values)
         .await
         .map_err(|e| read_failure(&state, &rec, e))?;

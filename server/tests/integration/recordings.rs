@@ -393,6 +393,41 @@ async fn oversized_reads_are_refused_before_anything_is_read() {
     assert!(v.to_string().contains("px"), "{v}");
 }
 
+/// Window and spectrum computations pass one gate (`http.max_concurrent_reads`): many at once
+/// are all answered, at most the configured number computed at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_reads_wait_their_turn() {
+    let app = TestApp::with_settings(|s| s.http.max_concurrent_reads = 1)
+        .with_data()
+        .await;
+    app.add_tenant("chu-a");
+    let tech = app.add_user("ltechnicienne", Role::Technician, Some("chu-a"));
+    let ts = app.login(&tech).await;
+    let real = std::fs::read(theta_fixtures::shared_eeg_dir().join("test_utf8.edf")).unwrap();
+    let (s, _, v) = app.send(upload_req("chu-a", &ts.token, real)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["recording_id"].as_str().unwrap().to_owned();
+    let paths: Vec<String> = (0..8)
+        .map(|i| match i % 3 {
+            0 => format!("/api/recordings/{id}/window?start={i}&duration=30"),
+            1 => format!("/api/recordings/{id}/window?start={i}&duration=30&highpass=1&px=200"),
+            _ => format!("/api/recordings/{id}/psd?start={i}&duration=60"),
+        })
+        .collect();
+    let answers = futures::future::join_all(
+        paths
+            .iter()
+            .map(|p| app.send(req(Method::GET, p, Some(&ts.token), None))),
+    )
+    .await;
+    for ((s, _, v), p) in answers.iter().zip(&paths) {
+        assert_eq!(*s, StatusCode::OK, "{p}: {v}");
+    }
+    let gate = app.state.reads();
+    assert_eq!(gate.entries(), 8);
+    assert_eq!(gate.peak(), 1);
+}
+
 #[test]
 fn demo_prepares_store_accounts_and_credentials() {
     let dir = tempfile::tempdir().unwrap();
