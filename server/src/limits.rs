@@ -1,6 +1,7 @@
 //! Rate limits: a token bucket per client address (checked by a tower middleware before routing)
 //! and per authenticated account (checked by the `Ctx` extractor), plus the throttles the
-//! incident detectors put on addresses after repeated failed logins.
+//! incident detectors put on addresses after repeated failed logins; and [`Gate`], the bound on
+//! memory-heavy work running at once (password hashing, window and page computations).
 //!
 //! Buckets live in memory, sharded to keep lock contention low; idle buckets are swept. Refusals
 //! are answered 429 with `Retry-After`, counted in `theta_rate_limited_total`, fed to the flood
@@ -158,41 +159,6 @@ impl RateLimits {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(ms: i64) -> DateTime<Utc> {
-        DateTime::<Utc>::from_timestamp_millis(1_780_000_000_000 + ms).unwrap()
-    }
-
-    #[test]
-    fn buckets_refill_at_their_rate_and_are_independent() {
-        let rate = RateSettings {
-            per_second: 2.0,
-            burst: 3,
-        };
-        let l = RateLimits::new(rate, rate);
-        let a: IpAddr = "192.0.2.1".parse().unwrap();
-        let b: IpAddr = "192.0.2.2".parse().unwrap();
-        for _ in 0..3 {
-            l.check_address(a, at(0)).unwrap();
-        }
-        assert_eq!(l.check_address(a, at(0)), Err(1));
-        // Another address is untouched.
-        l.check_address(b, at(0)).unwrap();
-        // Half a second later one token is back (2/s).
-        l.check_address(a, at(500)).unwrap();
-        assert!(l.check_address(a, at(500)).is_err());
-        // Sampling of audit events.
-        assert!(l.should_audit_address(a, at(500)));
-        assert!(!l.should_audit_address(a, at(1000)));
-        assert!(l.should_audit_address(a, at(500 + AUDIT_SAMPLE_SECS * 1000)));
-        l.sweep(at(IDLE_SECS * 1000 + 1000));
-        assert_eq!(l.tracked(), (0, 0));
-    }
-}
-
 /// A bound on how many memory-heavy operations run at once, with their count and peak (for
 /// tests and metrics). Those past the bound wait their turn, in arrival order (tokio's
 /// semaphore is fair), and time out like any slow request.
@@ -258,5 +224,40 @@ impl Drop for GatePass<'_> {
         self.gate
             .running
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp_millis(1_780_000_000_000 + ms).unwrap()
+    }
+
+    #[test]
+    fn buckets_refill_at_their_rate_and_are_independent() {
+        let rate = RateSettings {
+            per_second: 2.0,
+            burst: 3,
+        };
+        let l = RateLimits::new(rate, rate);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..3 {
+            l.check_address(a, at(0)).unwrap();
+        }
+        assert_eq!(l.check_address(a, at(0)), Err(1));
+        // Another address is untouched.
+        l.check_address(b, at(0)).unwrap();
+        // Half a second later one token is back (2/s).
+        l.check_address(a, at(500)).unwrap();
+        assert!(l.check_address(a, at(500)).is_err());
+        // Sampling of audit events.
+        assert!(l.should_audit_address(a, at(500)));
+        assert!(!l.should_audit_address(a, at(1000)));
+        assert!(l.should_audit_address(a, at(500 + AUDIT_SAMPLE_SECS * 1000)));
+        l.sweep(at(IDLE_SECS * 1000 + 1000));
+        assert_eq!(l.tracked(), (0, 0));
     }
 }
