@@ -441,16 +441,17 @@ pub struct HttpSettings {
     pub body_limit_bytes: usize,
     /// Requests processed at once; more wait (default 256).
     pub max_concurrent_requests: usize,
-    /// Most sample values (channels, or a page's derivations when more, × samples, a processed
-    /// page's padding included) one window, page or spectrum request may read (default
-    /// 2^24 = 16 777 216, 128 MiB as `f64`: 30 s of 256 channels at 2 kHz). Larger requests are
-    /// refused with 400 before anything is read, so that no single request can take the
-    /// service's memory; whole recordings leave through the research export.
+    /// Most sample values one window, page, spectrum or overview request may read: channels
+    /// (or a page's derivations, when more) × samples, a processed page's padding included; an
+    /// overview's channels × width × 2. Default 2^24 = 16 777 216, 128 MiB as `f64`: 30 s of
+    /// 256 channels at 2 kHz. Larger requests are refused with 400 before anything is read, so
+    /// that no single request can take the service's memory; whole recordings leave through the
+    /// research export.
     pub max_window_values: u64,
-    /// Window, page and spectrum requests computed at once; more wait their turn (default 4).
-    /// With `max_window_values`, this bounds their memory: each holds up to about 40 bytes per
-    /// value (the samples read, the filter's rows, the answer and its JSON), 2.7 GB at the
-    /// defaults. The work is CPU-bound, so more than twice the cores gains nothing.
+    /// Window, page, spectrum and overview requests computed at once; more wait their turn
+    /// (default 4). With `max_window_values`, this bounds their memory: each holds up to about
+    /// 40 bytes per value (the samples read, the filter's rows, the answer and its JSON),
+    /// 2.7 GB at the defaults. The work is CPU-bound, so more than twice the cores gains nothing.
     pub max_concurrent_reads: usize,
     /// Proxies whose `X-Forwarded-For` is believed: addresses or CIDR blocks.
     pub trusted_proxies: Vec<String>,

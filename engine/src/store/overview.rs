@@ -21,6 +21,9 @@ pub struct OverviewRequest {
     pub channels: ChannelSelection,
     /// Units of the envelope.
     pub units: Units,
+    /// Most values (channels × width × 2, minima and maxima) the envelope may hold; `None` for
+    /// no limit (see [`super::WindowRequest::max_values`]).
+    pub max_values: Option<u64>,
 }
 
 impl OverviewRequest {
@@ -32,6 +35,7 @@ impl OverviewRequest {
             width,
             channels: ChannelSelection::All,
             units: Units::Digital,
+            max_values: None,
         }
     }
 }
@@ -87,7 +91,7 @@ impl Recording {
     ///
     /// # Errors
     /// As [`Recording::window`]; [`StoreError::InvalidArgument`] for a width of 0 or above
-    /// 65536.
+    /// 65536, or an envelope above `max_values`.
     pub async fn overview(&self, req: &OverviewRequest) -> Result<Overview> {
         if req.width == 0 || req.width > MAX_WIDTH {
             return Err(StoreError::InvalidArgument {
@@ -97,6 +101,7 @@ impl Recording {
         let end = self.check_span(req.start, req.duration)?;
         let channels = self.resolve_channels(&req.channels)?;
         let width = req.width;
+        super::window::check_window_size(channels.len() as u64 * width as u64 * 2, req.max_values)?;
         let tl = self.timeline();
         let geometry = self.pyramid();
         let signals = self.signals();

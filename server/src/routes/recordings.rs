@@ -587,6 +587,9 @@ pub(crate) async fn overview(
     let mut req = OverviewRequest::new(start, duration, q.width);
     req.channels = ChannelSelection::parse(q.channels.as_deref().unwrap_or(""));
     req.units = units(q.units.as_deref(), Units::Physical)?;
+    req.max_values = Some(state.settings().http.max_window_values);
+    // A zoomed-in envelope reads raw samples (up to 2^26): it waits its turn like a window.
+    let _pass = state.reads().enter().await?;
     let ov = rec
         .overview(&req)
         .await

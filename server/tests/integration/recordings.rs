@@ -383,6 +383,18 @@ async fn oversized_reads_are_refused_before_anything_is_read() {
     let (s, _, v) = get(format!("{base}/window?start=100&duration=10&montage={q}")).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["rows"].as_array().map(Vec::len), Some(3), "{v}");
+    // An overview of 2 × width values per channel: 1 000 px pass, 4 000 px do not.
+    let (s, _, v) = get(format!("{base}/overview?width=1000")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _, v) = get(format!("{base}/overview?width=4000")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("limit of 5000"),
+        "{v}"
+    );
     // A pixel width beyond any screen: refused whatever the span (it sizes the page's arrays).
     let (s, _, v) = get(format!(
         "{base}/window?start=100&duration=10&px={}",
