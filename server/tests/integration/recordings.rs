@@ -35,6 +35,19 @@ fn grant(app: &TestApp, user: &User, tenant: &str, recording: &str) {
         .unwrap();
 }
 
+/// A technician of tenant `chu-a` signed in, and the real `test_utf8.edf` (one channel at
+/// 128 Hz, 698 s) uploaded by them: their session and the recording's id.
+async fn technician_with_test_utf8(app: &TestApp) -> (Session, String) {
+    app.add_tenant("chu-a");
+    let tech = app.add_user("ltechnicienne", Role::Technician, Some("chu-a"));
+    let ts = app.login(&tech).await;
+    let real = std::fs::read(theta_fixtures::shared_eeg_dir().join("test_utf8.edf")).unwrap();
+    let (s, _, v) = app.send(upload_req("chu-a", &ts.token, real)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["recording_id"].as_str().unwrap().to_owned();
+    (ts, id)
+}
+
 #[tokio::test]
 async fn upload_read_annotate_round_trip() {
     let app = TestApp::new().with_data().await;
@@ -317,23 +330,16 @@ async fn bad_uploads_and_requests_are_refused_and_store_nothing() {
     );
 }
 
-/// One authenticated request must not be able to take the service's memory: windows, pages
-/// and spectra above `http.max_window_values` (padding included) and pages wider than
+/// One authenticated request must not be able to take the service's memory: windows, pages,
+/// spectra and overviews above `http.max_window_values` (padding included) and pages wider than
 /// `MAX_PX` columns are refused with a 400 naming the limit, before anything is read; requests
 /// under the limit are served as before.
 #[tokio::test]
 async fn oversized_reads_are_refused_before_anything_is_read() {
-    // test_utf8.edf: one channel at 128 Hz, 698 s.
     let app = TestApp::with_settings(|s| s.http.max_window_values = 5_000)
         .with_data()
         .await;
-    app.add_tenant("chu-a");
-    let tech = app.add_user("ltechnicienne", Role::Technician, Some("chu-a"));
-    let ts = app.login(&tech).await;
-    let real = std::fs::read(theta_fixtures::shared_eeg_dir().join("test_utf8.edf")).unwrap();
-    let (s, _, v) = app.send(upload_req("chu-a", &ts.token, real)).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let id = v["recording_id"].as_str().unwrap().to_owned();
+    let (ts, id) = technician_with_test_utf8(&app).await;
     let get = |path: String| {
         let token = ts.token.clone();
         let app = &app;
@@ -405,20 +411,14 @@ async fn oversized_reads_are_refused_before_anything_is_read() {
     assert!(v.to_string().contains("px"), "{v}");
 }
 
-/// Window and spectrum computations pass one gate (`http.max_concurrent_reads`): many at once
+/// Window, page and spectrum computations pass one gate (`http.max_concurrent_reads`): many at once
 /// are all answered, at most the configured number computed at a time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_reads_wait_their_turn() {
     let app = TestApp::with_settings(|s| s.http.max_concurrent_reads = 1)
         .with_data()
         .await;
-    app.add_tenant("chu-a");
-    let tech = app.add_user("ltechnicienne", Role::Technician, Some("chu-a"));
-    let ts = app.login(&tech).await;
-    let real = std::fs::read(theta_fixtures::shared_eeg_dir().join("test_utf8.edf")).unwrap();
-    let (s, _, v) = app.send(upload_req("chu-a", &ts.token, real)).await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let id = v["recording_id"].as_str().unwrap().to_owned();
+    let (ts, id) = technician_with_test_utf8(&app).await;
     let paths: Vec<String> = (0..8)
         .map(|i| match i % 3 {
             0 => format!("/api/recordings/{id}/window?start={i}&duration=30"),
@@ -602,15 +602,7 @@ async fn a_corrupted_chunk_is_a_500_and_a_p1_integrity_incident() {
     use theta_server::incidents::register::{self, ListFilter};
     use theta_server::incidents::{Category, Priority};
     let app = TestApp::new().with_data().await;
-    app.add_tenant("chu-a");
-    let tech = app.add_user("ltechnicienne", Role::Technician, Some("chu-a"));
-    let ts = app.login(&tech).await;
-    let file = theta_fixtures::shared_eeg_dir().join("test_utf8.edf");
-    let (s, _, v) = app
-        .send(upload_req("chu-a", &ts.token, std::fs::read(file).unwrap()))
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    let id = v["recording_id"].as_str().unwrap().to_owned();
+    let (ts, id) = technician_with_test_utf8(&app).await;
     // Flip one byte in the middle of every data object of the store.
     let mut flipped = 0;
     for entry in theta_fixtures::files_under(&app.dir.path().join("store")) {
