@@ -452,6 +452,8 @@ pub struct HttpSettings {
     /// (default 4). With `max_window_values`, this bounds their memory: each holds up to about
     /// 40 bytes per value (the samples read, the filter's rows, the answer and its JSON),
     /// 2.7 GB at the defaults. The work is CPU-bound, so more than twice the cores gains nothing.
+    /// A computation keeps its place until it ends even when its client goes away (a closed
+    /// connection, a time-out), and then stops at its next stage.
     pub max_concurrent_reads: usize,
     /// Proxies whose `X-Forwarded-For` is believed: addresses or CIDR blocks.
     pub trusted_proxies: Vec<String>,

@@ -162,29 +162,37 @@ impl RateLimits {
 /// A bound on how many memory-heavy operations run at once, with their count and peak (for
 /// tests and metrics). Those past the bound wait their turn, in arrival order (tokio's
 /// semaphore is fair), and time out like any slow request.
+///
+/// A [`GatePass`] owns its place (no borrow of the gate), so it can move into the task doing
+/// the work: the place is held until the work ends, not until the request that started it
+/// goes away. Otherwise a client that gives up (or is timed out) frees its place while its
+/// computation still runs, and the bound no longer holds.
 #[derive(Debug)]
 pub struct Gate {
-    permits: tokio::sync::Semaphore,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    counts: std::sync::Arc<GateCounts>,
+}
+
+#[derive(Debug, Default)]
+struct GateCounts {
     running: std::sync::atomic::AtomicUsize,
     peak: std::sync::atomic::AtomicUsize,
     entries: std::sync::atomic::AtomicUsize,
 }
 
-/// Held while inside a [`Gate`]; leaving frees the place.
+/// Held while inside a [`Gate`]; dropping it frees the place.
 #[derive(Debug)]
-pub struct GatePass<'a> {
-    gate: &'a Gate,
-    _permit: tokio::sync::SemaphorePermit<'a>,
+pub struct GatePass {
+    counts: std::sync::Arc<GateCounts>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Gate {
     /// A gate letting `permits` (at least 1) in at once.
     pub fn new(permits: usize) -> Self {
         Self {
-            permits: tokio::sync::Semaphore::new(permits.max(1)),
-            running: Default::default(),
-            peak: Default::default(),
-            entries: Default::default(),
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(permits.max(1))),
+            counts: Default::default(),
         }
     }
 
@@ -192,36 +200,100 @@ impl Gate {
     ///
     /// # Errors
     /// [`crate::error::Error::Task`] if the gate was closed (never, in practice).
-    pub async fn enter(&self) -> crate::error::Result<GatePass<'_>> {
+    pub async fn enter(&self) -> crate::error::Result<GatePass> {
         use std::sync::atomic::Ordering::Relaxed;
-        let permit = self
-            .permits
-            .acquire()
+        let permit = std::sync::Arc::clone(&self.permits)
+            .acquire_owned()
             .await
             .map_err(|_| crate::error::Error::Task)?;
-        let now = self.running.fetch_add(1, Relaxed) + 1;
-        self.peak.fetch_max(now, Relaxed);
-        self.entries.fetch_add(1, Relaxed);
+        let now = self.counts.running.fetch_add(1, Relaxed) + 1;
+        self.counts.peak.fetch_max(now, Relaxed);
+        self.counts.entries.fetch_add(1, Relaxed);
         Ok(GatePass {
-            gate: self,
+            counts: std::sync::Arc::clone(&self.counts),
             _permit: permit,
         })
     }
 
+    /// How many are inside now.
+    pub fn running(&self) -> usize {
+        self.counts
+            .running
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The most that were ever inside at once.
     pub fn peak(&self) -> usize {
-        self.peak.load(std::sync::atomic::Ordering::Relaxed)
+        self.counts.peak.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many entered so far.
     pub fn entries(&self) -> usize {
-        self.entries.load(std::sync::atomic::Ordering::Relaxed)
+        self.counts
+            .entries
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Runs `work` on a task of its own once the gate lets it in, and waits for its output.
+    ///
+    /// The task holds the pass until `work` ends. If the caller goes away first (the client
+    /// closed its connection, or the request's time-out answered), the task is not stopped
+    /// mid-stage: it keeps its place in the gate, so the gate bounds the computations actually
+    /// running, and `work` can see through its [`Wanted`] that nobody waits any more and stop
+    /// at its next stage boundary.
+    ///
+    /// # Errors
+    /// [`crate::error::Error::Task`] if the gate was closed or the task panicked.
+    pub async fn run<T, Fut>(&self, work: impl FnOnce(Wanted) -> Fut) -> crate::error::Result<T>
+    where
+        T: Send + 'static,
+        Fut: std::future::Future<Output = T> + Send + 'static,
+    {
+        use tracing::Instrument as _;
+        let pass = self.enter().await?;
+        let wanted = Wanted(std::sync::Arc::new(std::sync::atomic::AtomicBool::new(
+            true,
+        )));
+        // Dropped with the caller's future, or after the output arrived: either way the work
+        // is no longer awaited from then on.
+        let _waiting = Waiting(wanted.clone());
+        let fut = work(wanted);
+        let task = tokio::spawn(
+            async move {
+                let _pass = pass;
+                fut.await
+            }
+            .in_current_span(),
+        );
+        task.await.map_err(|_| crate::error::Error::Task)
     }
 }
 
-impl Drop for GatePass<'_> {
+/// Whether the caller of [`Gate::run`] still waits for the work's output.
+#[derive(Debug, Clone)]
+pub struct Wanted(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Wanted {
+    /// False once the caller went away: what is left to compute would reach nobody.
+    pub fn still(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// The caller's side of a [`Wanted`]: clears it when dropped.
+struct Waiting(Wanted);
+
+impl Drop for Waiting {
     fn drop(&mut self) {
-        self.gate
+        (self.0)
+            .0
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl Drop for GatePass {
+    fn drop(&mut self) {
+        self.counts
             .running
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
@@ -259,5 +331,57 @@ mod tests {
         assert!(l.should_audit_address(a, at(500 + AUDIT_SAMPLE_SECS * 1000)));
         l.sweep(at(IDLE_SECS * 1000 + 1000));
         assert_eq!(l.tracked(), (0, 0));
+    }
+
+    /// Work run through the gate answers its caller; while it runs, it is wanted.
+    #[tokio::test]
+    async fn run_returns_the_work_output() {
+        let gate = Gate::new(1);
+        let out = gate
+            .run(|wanted| async move { wanted.still() })
+            .await
+            .unwrap();
+        assert!(out);
+        assert_eq!((gate.entries(), gate.running(), gate.peak()), (1, 0, 1));
+    }
+
+    /// A caller that goes away (a closed connection, a time-out) leaves its work holding the
+    /// place until the work ends: the next one waits for it, and the work can tell nobody waits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn abandoned_work_keeps_its_place_until_it_ends() {
+        use std::time::Duration;
+        let gate = Gate::new(1);
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let (seen, saw) = tokio::sync::oneshot::channel::<bool>();
+        let caller = gate.run(move |wanted| async move {
+            let _ = released.await;
+            let _ = seen.send(wanted.still());
+        });
+        // The caller gives up while the work waits to be released.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), caller)
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            gate.running(),
+            1,
+            "the abandoned work still holds its place"
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), gate.enter())
+                .await
+                .is_err(),
+            "nobody else gets in while it runs"
+        );
+        release.send(()).unwrap();
+        assert!(!saw.await.unwrap(), "the work sees that nobody waits");
+        let next = tokio::time::timeout(Duration::from_secs(10), gate.enter())
+            .await
+            .expect("the place is freed when the work ends")
+            .unwrap();
+        assert_eq!((gate.running(), gate.peak(), gate.entries()), (1, 1, 2));
+        drop(next);
+        assert_eq!(gate.running(), 0);
     }
 }

@@ -484,8 +484,6 @@ pub(crate) async fn window(
     let rec = authorised(&state, &ctx, &id, Action::ReadRecording).await?;
     let arrow = wants_arrow(&headers);
     let max_values = state.settings().http.max_window_values;
-    // Held until the answer's bytes exist (see `http.max_concurrent_reads`).
-    let _pass = state.reads().enter().await?;
     if q.is_processed() {
         if q.units.as_deref() == Some("digital") {
             return Err(ApiError::bad_request(
@@ -493,30 +491,66 @@ pub(crate) async fn window(
                 "processed pages are in physical units",
             ));
         }
-        let v = read_view(&rec, &q.view_request(max_values)?)
-            .await
-            .map_err(|e| read_failure(&state, &rec, e))?;
-        return if arrow {
-            let bytes = blocking(move || render::view_arrow(&v)).await?;
-            Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], bytes).into_response())
-        } else {
-            json_response(move || render::view_json_bytes(&v, q.precision)).await
-        };
+        let req = q.view_request(max_values)?;
+        let precision = q.precision;
+        let st = state.clone();
+        return gated(&state, move |wanted| async move {
+            let v = read_view(&rec, &req)
+                .await
+                .map_err(|e| read_failure(&st, &rec, e))?;
+            still_wanted(&wanted)?;
+            if arrow {
+                let bytes = blocking(move || render::view_arrow(&v)).await?;
+                Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], bytes).into_response())
+            } else {
+                json_response(move || render::view_json_bytes(&v, precision)).await
+            }
+        })
+        .await;
     }
     let units = units(q.units.as_deref(), Units::Physical)?;
     let req = WindowRequest::new(q.start, q.duration)
         .channels(ChannelSelection::parse(q.channels.as_deref().unwrap_or("")))
         .units(units)
         .max_values(max_values);
-    let w = rec
-        .window(&req)
-        .await
-        .map_err(|e| read_failure(&state, &rec, ViewError::Store(e)))?;
-    if arrow {
-        let bytes = blocking(move || render::window_arrow(&rec, &w)).await?;
-        Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], bytes).into_response())
+    let st = state.clone();
+    gated(&state, move |wanted| async move {
+        let w = rec
+            .window(&req)
+            .await
+            .map_err(|e| read_failure(&st, &rec, ViewError::Store(e)))?;
+        still_wanted(&wanted)?;
+        if arrow {
+            let bytes = blocking(move || render::window_arrow(&rec, &w)).await?;
+            Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], bytes).into_response())
+        } else {
+            json_response(move || serde_json::to_vec(&render::window_json(&rec, &w, units))).await
+        }
+    })
+    .await
+}
+
+/// Runs a window, page, spectrum or overview computation behind `http.max_concurrent_reads`
+/// ([`crate::limits::Gate::run`]): it holds its place until it ends, even when its client has
+/// gone, so the bound holds for the work actually running; and it stops at its next stage once
+/// nobody waits ([`still_wanted`]).
+async fn gated<Fut>(
+    state: &AppState,
+    work: impl FnOnce(crate::limits::Wanted) -> Fut,
+) -> Result<Response, ApiError>
+where
+    Fut: std::future::Future<Output = Result<Response, ApiError>> + Send + 'static,
+{
+    state.reads().run(work).await?
+}
+
+/// Stops a gated computation between stages once its request has gone: the rest would reach
+/// nobody. The error is never answered (there is no one to answer).
+fn still_wanted(wanted: &crate::limits::Wanted) -> Result<(), ApiError> {
+    if wanted.still() {
+        Ok(())
     } else {
-        json_response(move || serde_json::to_vec(&render::window_json(&rec, &w, units))).await
+        Err(ApiError::Internal(Error::Task))
     }
 }
 
@@ -552,11 +586,15 @@ pub(crate) async fn psd(
     let rec = authorised(&state, &ctx, &id, Action::ReadRecording).await?;
     let sel = ChannelSelection::parse(q.channels.as_deref().unwrap_or(""));
     let max_values = Some(state.settings().http.max_window_values);
-    let _pass = state.reads().enter().await?;
-    let p = theta_query::view::psd(&rec, q.start, q.duration, &sel, q.nperseg, max_values)
-        .await
-        .map_err(|e| read_failure(&state, &rec, e))?;
-    json_response(move || serde_json::to_vec(&render::psd_json(&p))).await
+    let st = state.clone();
+    gated(&state, move |wanted| async move {
+        let p = theta_query::view::psd(&rec, q.start, q.duration, &sel, q.nperseg, max_values)
+            .await
+            .map_err(|e| read_failure(&st, &rec, e))?;
+        still_wanted(&wanted)?;
+        json_response(move || serde_json::to_vec(&render::psd_json(&p))).await
+    })
+    .await
 }
 
 /// Query of `GET /api/recordings/{id}/overview`.
@@ -580,7 +618,7 @@ pub(crate) async fn overview(
     ctx: Ctx,
     Path(id): Path<String>,
     Query(q): Query<OverviewQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let rec = authorised(&state, &ctx, &id, Action::ReadRecording).await?;
     let start = q.start.unwrap_or(0.0);
     let duration = q.duration.unwrap_or(rec.duration() - start);
@@ -588,13 +626,19 @@ pub(crate) async fn overview(
     req.channels = ChannelSelection::parse(q.channels.as_deref().unwrap_or(""));
     req.units = units(q.units.as_deref(), Units::Physical)?;
     req.max_values = Some(state.settings().http.max_window_values);
-    // A zoomed-in envelope reads raw samples (up to 2^26): it waits its turn like a window.
-    let _pass = state.reads().enter().await?;
-    let ov = rec
-        .overview(&req)
-        .await
-        .map_err(|e| read_failure(&state, &rec, ViewError::Store(e)))?;
-    Ok(Json(render::overview_json(&rec, &ov, req.units)))
+    // A zoomed-in envelope reads raw samples (up to 2^26): it waits its turn like a window, and
+    // its answer (up to max_window_values numbers) is written off the async workers.
+    let st = state.clone();
+    gated(&state, move |wanted| async move {
+        let ov = rec
+            .overview(&req)
+            .await
+            .map_err(|e| read_failure(&st, &rec, ViewError::Store(e)))?;
+        still_wanted(&wanted)?;
+        json_response(move || serde_json::to_vec(&render::overview_json(&rec, &ov, req.units)))
+            .await
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------

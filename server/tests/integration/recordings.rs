@@ -440,6 +440,53 @@ async fn concurrent_reads_wait_their_turn() {
     assert_eq!(gate.peak(), 1);
 }
 
+/// A client that gives up on a window, page or spectrum once it is being computed (its request
+/// dropped, as when the connection closes or the time-out answers) leaves the computation in
+/// the gate until it ends (the bound is checked in `limits`); every place comes back and the
+/// next request is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn abandoned_reads_give_their_place_back_when_done() {
+    let app = TestApp::with_settings(|s| s.http.max_concurrent_reads = 1)
+        .with_data()
+        .await;
+    let (ts, id) = technician_with_test_utf8(&app).await;
+    let gate = app.state.reads();
+    for i in 0..6 {
+        let path = match i % 3 {
+            0 => format!("/api/recordings/{id}/window?start={i}&duration=30"),
+            1 => format!("/api/recordings/{id}/window?start={i}&duration=30&highpass=1&px=200"),
+            _ => format!("/api/recordings/{id}/psd?start={i}&duration=60"),
+        };
+        let send = app.send(req(Method::GET, &path, Some(&ts.token), None));
+        let entered = async {
+            while gate.entries() <= i {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        };
+        tokio::select! {
+            _ = send => {}
+            () = entered => {}
+        }
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while gate.running() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("abandoned computations end and free their place");
+    let (s, _, v) = app
+        .send(req(
+            Method::GET,
+            &format!("/api/recordings/{id}/window?start=0&duration=10"),
+            Some(&ts.token),
+            None,
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!((gate.entries(), gate.peak(), gate.running()), (7, 1, 0));
+}
+
 #[test]
 fn demo_prepares_store_accounts_and_credentials() {
     let dir = tempfile::tempdir().unwrap();
