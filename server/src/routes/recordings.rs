@@ -541,7 +541,21 @@ async fn gated<Fut>(
 where
     Fut: std::future::Future<Output = Result<Response, ApiError>> + Send + 'static,
 {
-    state.reads().run(work).await?
+    // The request's audit bookkeeping (a task-local) follows the work onto its task, so the
+    // events it writes (an integrity incident) still count against the request.
+    let audit = crate::audit::RequestAudit::current();
+    state
+        .reads()
+        .run(move |wanted| {
+            let work = work(wanted);
+            async move {
+                match audit {
+                    Some(a) => a.scope(work).await,
+                    None => work.await,
+                }
+            }
+        })
+        .await?
 }
 
 /// Stops a gated computation between stages once its request has gone: the rest would reach
