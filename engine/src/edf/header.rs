@@ -695,6 +695,19 @@ pub(crate) fn parse(bytes: &[u8], stream_len: u64, diag: &mut Diagnostics) -> Re
             (d as u64).min(whole)
         }
     };
+    // Times are kept in i64 nanoseconds (±292 years): a file whose records would run past that
+    // cannot be placed on a timeline, whatever its data.
+    if i64::try_from(n_records)
+        .ok()
+        .and_then(|n| n.checked_mul(record_duration_ns))
+        .is_none()
+    {
+        return Err(EdfError::malformed(
+            "duration of a data record",
+            fixed::RECORD_DURATION.0,
+            "times the number of data records is more than 292 years",
+        ));
+    }
     let used = header_bytes + n_records * record_bytes;
     if stream_len > used && (declared_records == -1 || declared_records as u64 == whole) {
         diag.warn(Warning::TrailingBytes {

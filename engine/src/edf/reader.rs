@@ -532,7 +532,12 @@ impl<R> EdfReader<R> {
             .partition_point(|s| s.first_record <= record)
             .checked_sub(1)?;
         let s = self.segments[i];
-        Some(s.onset_ns + (record - s.first_record) as i64 * self.parsed.record_duration_ns)
+        // Saturating like the scan that built the segments: a TAL onset near the end of the
+        // i64 range must not overflow (the header check bounds records × duration alone).
+        let offset = i64::try_from(record - s.first_record)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(self.parsed.record_duration_ns);
+        Some(s.onset_ns.saturating_add(offset))
     }
 
     /// Time of a sample of a data signal in seconds from [`EdfHeader::start`] (gaps included),

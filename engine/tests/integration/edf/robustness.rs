@@ -188,3 +188,34 @@ fn errors_name_field_and_offset() {
     );
     assert!(!msg.contains("abc"), "{msg}");
 }
+
+/// Found by `header_fields_replaced_with_text`: a record duration of 2.31e9 s passed the field's
+/// own check, and the onset of a later record (records × duration in nanoseconds) overflowed.
+/// Such a file is refused at open, naming the field.
+#[test]
+fn record_times_beyond_the_timeline_are_refused() {
+    for file in corpus() {
+        let mut bytes = file.clone();
+        bytes[244..252].copy_from_slice(b"231E7   ");
+        let n_records: u64 = std::str::from_utf8(&bytes[236..244])
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        match EdfReader::new(Cursor::new(bytes), ReadOptions::default()) {
+            Ok(r) => {
+                assert!(
+                    n_records <= 3,
+                    "{n_records} records of 2.31e9 s were accepted"
+                );
+                for k in 0..r.header().n_records {
+                    let _ = r.record_onset(k);
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(msg.contains("duration of a data record"), "{msg}");
+            }
+        }
+    }
+}
