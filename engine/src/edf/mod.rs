@@ -80,7 +80,7 @@ mod error;
 mod header;
 mod labels;
 mod reader;
-mod tal;
+pub(crate) mod tal;
 mod writer;
 
 pub use error::{EdfError, Result, Warning};

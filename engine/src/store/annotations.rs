@@ -16,7 +16,7 @@ use super::StoreInner;
 use super::error::{Result, StoreError};
 use super::format::{ANNOTATION_MAGIC, open_object, parse_sealed_header, paths, seal_object};
 use super::ids::{ChunkPlace, RecordingId};
-use super::ingest::validate_annotation;
+use super::ingest::validate_user_annotation;
 use super::recording::Recording;
 use super::source::Annotation;
 use crate::crypto::{DataKey, ObjectKind};
@@ -353,10 +353,12 @@ impl Recording {
     /// Adds an annotation; returns its id.
     ///
     /// # Errors
-    /// [`StoreError::InvalidArgument`] for a non-finite onset, negative duration, text over
-    /// 64 KiB or a bad author id; [`StoreError::Conflict`] under sustained contention.
+    /// [`StoreError::InvalidArgument`] for an onset outside the recording, a negative duration
+    /// or one running past the recording's end, an empty text, a text over 64 KiB or holding a
+    /// control character, or a bad author id; [`StoreError::Conflict`] under sustained contention.
     pub async fn add_annotation(&self, author: &str, annotation: Annotation) -> Result<u64> {
-        validate_annotation(&annotation).map_err(|what| StoreError::InvalidArgument { what })?;
+        validate_user_annotation(&annotation, self.duration())
+            .map_err(|what| StoreError::InvalidArgument { what })?;
         self.append_event(author, |st| {
             let id = st.next_id;
             Ok((
@@ -380,7 +382,8 @@ impl Recording {
         id: u64,
         annotation: Annotation,
     ) -> Result<()> {
-        validate_annotation(&annotation).map_err(|what| StoreError::InvalidArgument { what })?;
+        validate_user_annotation(&annotation, self.duration())
+            .map_err(|what| StoreError::InvalidArgument { what })?;
         let recording = self.id();
         self.append_event(author, |st| {
             if !st.current.contains_key(&id) {

@@ -29,6 +29,7 @@ use super::pack::PackedWriter;
 use super::scratch;
 use super::source::{Annotation, SampleSource, SignalInfo};
 use crate::crypto::{DataKey, NONCE_LEN, ObjectKind, TAG_LEN};
+use crate::edf::tal;
 
 /// Default time block of a chunk, in seconds (chosen by measurement: see `engine/FORMAT.md`).
 pub const DEFAULT_BLOCK_SECONDS: f64 = 10.0;
@@ -178,12 +179,21 @@ fn validate_source(source: &dyn SampleSource) -> Result<()> {
     Ok(())
 }
 
+/// What every stored annotation must satisfy, imported or entered: it can be written back as an
+/// EDF+ TAL (the research export writes one per annotation), so a stored annotation can never
+/// make its recording unexportable. Messages name the field, never the text (health data).
 pub(crate) fn validate_annotation(a: &Annotation) -> std::result::Result<(), String> {
     if !a.onset.is_finite() {
         return Err("annotation onset is not finite".into());
     }
+    if tal::seconds_to_ns(a.onset).is_none() {
+        return Err(format!(
+            "annotation onset {:?} s is beyond what an EDF+ annotation can hold",
+            a.onset
+        ));
+    }
     if let Some(d) = a.duration
-        && !(d.is_finite() && d >= 0.0)
+        && !(d.is_finite() && d >= 0.0 && tal::seconds_to_ns(d).is_some())
     {
         return Err("annotation duration is not a finite number >= 0".into());
     }
@@ -191,6 +201,44 @@ pub(crate) fn validate_annotation(a: &Annotation) -> std::result::Result<(), Str
         return Err(format!(
             "annotation text longer than {MAX_ANNOTATION_TEXT} bytes"
         ));
+    }
+    if !tal::valid_text(&a.text) {
+        return Err(
+            "annotation text contains a NUL, 0x14 or 0x15 byte (EDF+ annotation delimiters)".into(),
+        );
+    }
+    Ok(())
+}
+
+/// What an annotation entered by a user (the service, `theta annotate`) must also satisfy, on a
+/// recording of `duration` seconds: it lies on the recording's timeline (an onset of 1e300 or
+/// -10 s cannot be shown, reviewed or exported sensibly), and it says something printable.
+/// Imported annotations keep what their file says.
+pub(crate) fn validate_user_annotation(
+    a: &Annotation,
+    duration: f64,
+) -> std::result::Result<(), String> {
+    validate_annotation(a)?;
+    // A hundredth of a microsecond of slack: the recording's end is a sum of record durations.
+    let end = duration + 1e-8;
+    if !(a.onset >= 0.0 && a.onset <= end) {
+        return Err(format!(
+            "annotation onset {:?} s is outside the recording (0 to {duration:?} s)",
+            a.onset
+        ));
+    }
+    if let Some(d) = a.duration
+        && a.onset + d > end
+    {
+        return Err(format!(
+            "annotation runs past the recording's end ({duration:?} s): shorten its duration"
+        ));
+    }
+    if a.text.trim().is_empty() {
+        return Err("annotation text is empty".into());
+    }
+    if a.text.chars().any(char::is_control) {
+        return Err("annotation text contains a control character".into());
     }
     Ok(())
 }

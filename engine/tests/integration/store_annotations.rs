@@ -1,5 +1,6 @@
 //! Annotations: import, add, edit, delete, history with authors, concurrent writers.
 
+use proptest::prelude::*;
 use theta_engine::store::{
     Annotation, AnnotationChange, ChunkPlace, IMPORT_AUTHOR, IngestOptions, StoreError,
 };
@@ -134,4 +135,160 @@ async fn edit_history_and_concurrent_writers() {
         }
         e => panic!("{e}"),
     }
+}
+
+/// An annotation entered by a user lies on the recording's timeline and says something printable;
+/// each refusal names what is wrong (never the text) and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entered_annotations_lie_on_the_recording_and_say_something() {
+    let ls = local_store().await;
+    let spec = Spec::new(32, &[32], 1.0, 5);
+    let rec = ingest(&ls.store, &spec, IngestOptions::default()).await;
+    let end = rec.duration();
+    let before = rec.annotations().await.unwrap().len();
+    let a = |onset: f64, duration: Option<f64>, text: &str| Annotation {
+        onset,
+        duration,
+        text: text.into(),
+    };
+    let refused = [
+        (
+            a(1e308, None, "x"),
+            "beyond what an EDF+ annotation can hold",
+        ),
+        (a(-10.0, None, "x"), "outside the recording"),
+        (a(end + 1.0, None, "x"), "outside the recording"),
+        (a(1.0, Some(1e308), "x"), "not a finite number"),
+        (a(1.0, Some(end), "x"), "past the recording's end"),
+        (a(1.0, None, ""), "empty"),
+        (a(1.0, None, " \u{3000} "), "empty"),
+        (a(1.0, None, "secret\u{14}x"), "EDF+ annotation delimiters"),
+        (a(1.0, None, "secret\u{0}x"), "EDF+ annotation delimiters"),
+        (a(1.0, None, "secret\nx"), "control character"),
+        (a(1.0, None, "secret\u{7f}"), "control character"),
+    ];
+    for (bad, why) in refused {
+        let err = rec.add_annotation("u", bad.clone()).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::InvalidArgument { .. }), "{msg}");
+        assert!(msg.contains(why), "{bad:?}: {msg}");
+        assert!(!msg.contains("secret"), "the text leaked: {msg}");
+    }
+    assert_eq!(rec.annotations().await.unwrap().len(), before);
+    // The edges and any printable text are fine; an edit is held to the same rules.
+    let id = rec
+        .add_annotation("u", a(0.0, Some(end), "Pointe-onde 3 Hz — réveil ✓"))
+        .await
+        .unwrap();
+    rec.add_annotation("u", a(end, Some(0.0), "fin"))
+        .await
+        .unwrap();
+    assert!(
+        rec.edit_annotation("u", id, a(0.0, Some(end + 1.0), "x"))
+            .await
+            .is_err()
+    );
+    assert_eq!(rec.annotations().await.unwrap().len(), before + 2);
+}
+
+/// Whatever the store accepts from a user can be written back as an EDF+ annotation: the research
+/// export writes one TAL per stored annotation, so no annotation can make its recording
+/// unexportable.
+#[test]
+fn every_accepted_annotation_fits_an_edf_plus_file() {
+    use theta_engine::edf::{EdfReader, EdfWriterBuilder, Format, SignalHeader};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (ls, rec) = rt.block_on(async {
+        let ls = local_store().await;
+        let spec = Spec::new(33, &[16], 1.0, 5);
+        let rec = ingest(&ls.store, &spec, IngestOptions::default()).await;
+        (ls, rec)
+    });
+    let onset = prop_oneof![
+        12 => 0.0..5.0f64,
+        2 => -20.0..30.0f64,
+        1 => Just(0.0),
+        1 => Just(5.0),
+        1 => Just(f64::NAN),
+        1 => Just(f64::INFINITY),
+        1 => Just(1e300),
+        1 => Just(-1e300),
+        1 => Just(9.3e9),
+    ];
+    let duration = prop::option::of(prop_oneof![
+        8 => 0.0..2.0f64,
+        1 => 0.0..10.0f64,
+        1 => Just(f64::MAX),
+        1 => Just(-1.0)
+    ]);
+    let text = prop::collection::vec(
+        prop_oneof![
+            1 => Just('\u{0}'),
+            1 => Just('\u{14}'),
+            1 => Just('\u{15}'),
+            1 => Just('\n'),
+            1 => Just(' '),
+            1 => Just('é'),
+            1 => Just('✓'),
+            1 => Just('\u{202e}'),
+            60 => proptest::char::range('a', 'z'),
+        ],
+        0..12,
+    )
+    .prop_map(|cs| cs.into_iter().collect::<String>());
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 96,
+        ..ProptestConfig::default()
+    });
+    let accepted = std::sync::atomic::AtomicUsize::new(0);
+    runner
+        .run(&(onset, duration, text), |(onset, duration, text)| {
+            let a = Annotation {
+                onset,
+                duration,
+                text,
+            };
+            if rt.block_on(rec.add_annotation("u", a.clone())).is_err() {
+                return Ok(());
+            }
+            accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let start = chrono::NaiveDate::from_ymd_opt(2024, 5, 1)
+                .unwrap()
+                .and_hms_opt(8, 0, 0)
+                .unwrap();
+            let mut w = EdfWriterBuilder::new(Format::EdfPlusC, start, 1.0)
+                .with_signals(vec![SignalHeader::new(
+                    "EEG Cz-Ref",
+                    4,
+                    (-32768, 32767),
+                    (-3276.8, 3276.7),
+                    "uV",
+                )])
+                .with_annotations(vec![theta_engine::edf::Annotation {
+                    onset: a.onset,
+                    duration: a.duration,
+                    text: a.text.clone(),
+                }])
+                .with_expected_records(5)
+                .build(std::io::Cursor::new(Vec::new()))
+                .map_err(|e| TestCaseError::fail(format!("{a:?}: {e}")))?;
+            for _ in 0..5 {
+                w.write_record(&[&[0; 4]]).unwrap();
+            }
+            let bytes = w.finish().unwrap().into_inner();
+            let r = EdfReader::new(std::io::Cursor::new(bytes), Default::default()).unwrap();
+            prop_assert!(
+                r.annotations().iter().any(|b| b.text == a.text),
+                "{a:?} did not come back"
+            );
+            Ok(())
+        })
+        .unwrap();
+    let accepted = accepted.into_inner();
+    assert!(accepted > 10, "only {accepted} cases were accepted");
+    drop(ls);
 }
