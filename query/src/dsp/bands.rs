@@ -74,15 +74,17 @@ pub fn validate_bands(bands: &[Band]) -> Result<()> {
     Ok(())
 }
 
-/// Power of `psd` in `[lo, hi)` (rectangle rule; see the module docs).
+/// Power of `psd` in `[lo, hi)` (rectangle rule; see the module docs). A band holding no
+/// frequency bin (beyond Nyquist, or narrower than a coarse resolution) has power 0, as NumPy's
+/// empty sum: summed from +0.0, since Rust's empty `f64` sum is -0.0 and reports printed
+/// `"absolute": -0.0`.
 pub fn band_power(psd: &Psd, lo: f64, hi: f64) -> f64 {
     let df = psd.df();
     psd.freqs
         .iter()
         .zip(&psd.density)
         .filter(|(f, _)| **f >= lo && **f < hi)
-        .map(|(_, p)| p)
-        .sum::<f64>()
+        .fold(0.0, |acc, (_, p)| acc + p)
         * df
 }
 
@@ -135,5 +137,8 @@ mod tests {
         assert!((sum - band_power(&psd, 0.5, 80.0)).abs() < 1e-9 * sum);
         assert!((bp.relative.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert!(BandPowers::from_psd(&psd, &[Band::new("bad", 5.0, 4.0)]).is_err());
+        // A band beyond Nyquist holds no bin: power +0, not -0.
+        let empty = band_power(&psd, 200.0, 300.0);
+        assert_eq!(empty.to_bits(), 0.0f64.to_bits(), "{empty}");
     }
 }
