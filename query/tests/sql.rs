@@ -602,3 +602,27 @@ async fn only_queries_are_allowed() {
         assert!(cat.sql(sql).await.is_err(), "{sql}");
     }
 }
+
+/// A cohort query that would run for hours (a cross join with a huge generated table) is
+/// stopped at its time limit with an error saying so, instead of holding the export slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaway_cohort_queries_are_stopped_at_their_time_limit() {
+    let fx = fixture().await;
+    let cat = Catalog::new(fx.store.clone(), tenants("chu-a"))
+        .await
+        .unwrap();
+    // Returning at all is the check: the query alone would run for hours.
+    let err = theta_query::export::select_cohort_within(
+        &cat,
+        "SELECT r.id FROM recordings r, range(3000000000) t ORDER BY t.value DESC LIMIT 1",
+        std::time::Duration::from_millis(500),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("ran longer than 0.5 s"), "{err}");
+    // A real cohort is untouched by the limit.
+    let ids = theta_query::export::select_cohort(&cat, "true")
+        .await
+        .unwrap();
+    assert!(!ids.is_empty());
+}

@@ -22,7 +22,7 @@ use theta_engine::store::{Store, StoreError, TenantId};
 
 use crate::sql::SqlError;
 
-pub use plan::select_cohort;
+pub use plan::{COHORT_TIME_LIMIT, select_cohort, select_cohort_within};
 pub use run::{MAX_TASK_CHARS, check_authors, check_task};
 
 /// Output format of an export.

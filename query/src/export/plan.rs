@@ -22,6 +22,24 @@ pub async fn select_cohort(
     catalog: &Catalog,
     cohort: &str,
 ) -> Result<Vec<RecordingId>, ExportError> {
+    select_cohort_within(catalog, cohort, COHORT_TIME_LIMIT).await
+}
+
+/// How long a cohort query may run. A cohort is a selection over a few tables of metadata; a
+/// query still running after this (a cross join with `range(3000000000)`, a scan of every
+/// sample) would hold the export slot (`[exports] max_concurrent`) and a core indefinitely.
+pub const COHORT_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// [`select_cohort`] with another time limit.
+///
+/// # Errors
+/// As [`select_cohort`], and [`ExportError::Cohort`] when the query runs longer than `limit`
+/// (it is cancelled).
+pub async fn select_cohort_within(
+    catalog: &Catalog,
+    cohort: &str,
+    limit: std::time::Duration,
+) -> Result<Vec<RecordingId>, ExportError> {
     let cohort = cohort.trim();
     if cohort.is_empty() {
         return Err(ExportError::Cohort(
@@ -34,7 +52,17 @@ pub async fn select_cohort(
     } else {
         format!("SELECT id FROM recordings WHERE {cohort}")
     };
-    let batches = catalog.sql(&query).await?;
+    // Dropping the query's future cancels it: DataFusion aborts its spawned tasks, and its
+    // leaf streams yield to the runtime (cooperative budget), so the deadline is noticed.
+    let batches = tokio::time::timeout(limit, catalog.sql(&query))
+        .await
+        .map_err(|_| {
+            ExportError::Cohort(format!(
+                "the cohort query ran longer than {} s and was stopped: select from the \
+                 recordings, channels and annotations tables",
+                limit.as_secs_f64()
+            ))
+        })??;
     let mut wanted = std::collections::BTreeSet::new();
     for batch in &batches {
         let schema = batch.schema();
