@@ -213,7 +213,13 @@ impl Catalog {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("theta", "public");
-        let ctx = SessionContext::new_with_config(config);
+        // Sorts, joins and aggregates draw from a bounded pool (and spill to temporary files
+        // past it) instead of growing until the process is killed: a query is text from a
+        // researcher, and `ORDER BY` over a cross join with `range(1e9)` would take every byte.
+        let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_memory_limit(QUERY_MEMORY_BYTES, 1.0)
+            .build_arc()?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         ctx.register_table("recordings", tables::recordings_table(&self.recordings)?)?;
         ctx.register_table("channels", tables::channels_table(&self.recordings)?)?;
         ctx.register_table(
@@ -250,6 +256,10 @@ impl Catalog {
         Ok(batches)
     }
 }
+
+/// Memory a query's operators may hold at once (1 GiB); past it they spill or fail with
+/// "resources exhausted".
+pub const QUERY_MEMORY_BYTES: usize = 1 << 30;
 
 /// Options that allow queries only.
 pub fn read_only() -> SQLOptions {
