@@ -493,12 +493,9 @@ pub(crate) async fn window(
         }
         let req = q.view_request(max_values)?;
         let precision = q.precision;
-        let st = state.clone();
-        return gated(&state, move |wanted| async move {
-            let v = read_view(&rec, &req)
-                .await
-                .map_err(|e| read_failure(&st, &rec, e))?;
-            still_wanted(&wanted)?;
+        let r = rec.clone();
+        let read = async move { read_view(&r, &req).await };
+        return gated(&state, rec, read, move |_, v| async move {
             if arrow {
                 let bytes = blocking(move || render::view_arrow(&v)).await?;
                 Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], bytes).into_response())
@@ -513,13 +510,9 @@ pub(crate) async fn window(
         .channels(ChannelSelection::parse(q.channels.as_deref().unwrap_or("")))
         .units(units)
         .max_values(max_values);
-    let st = state.clone();
-    gated(&state, move |wanted| async move {
-        let w = rec
-            .window(&req)
-            .await
-            .map_err(|e| read_failure(&st, &rec, ViewError::Store(e)))?;
-        still_wanted(&wanted)?;
+    let r = rec.clone();
+    let read = async move { r.window(&req).await.map_err(ViewError::Store) };
+    gated(&state, rec, read, move |rec, w| async move {
         if arrow {
             let bytes = blocking(move || render::window_arrow(&rec, &w)).await?;
             Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], bytes).into_response())
@@ -531,23 +524,35 @@ pub(crate) async fn window(
 }
 
 /// Runs a window, page, spectrum or overview computation behind `http.max_concurrent_reads`
-/// ([`crate::limits::Gate::run`]): it holds its place until it ends, even when its client has
-/// gone, so the bound holds for the work actually running; and it stops at its next stage once
-/// nobody waits ([`still_wanted`]).
-async fn gated<Fut>(
+/// ([`crate::limits::Gate::run`]) in its two stages: `read` (decode, filter), then `write`
+/// (the answer's bytes). It holds its place until it ends, even when its client has gone, so
+/// the bound holds for the work actually running; and it skips `write` once nobody waits (the
+/// error is then answered to no one). A read failure goes through [`read_failure`].
+async fn gated<T, R, W>(
     state: &AppState,
-    work: impl FnOnce(crate::limits::Wanted) -> Fut,
+    rec: Recording,
+    read: R,
+    write: impl FnOnce(Recording, T) -> W + Send + 'static,
 ) -> Result<Response, ApiError>
 where
-    Fut: std::future::Future<Output = Result<Response, ApiError>> + Send + 'static,
+    T: Send + 'static,
+    R: std::future::Future<Output = Result<T, ViewError>> + Send + 'static,
+    W: std::future::Future<Output = Result<Response, ApiError>> + Send + 'static,
 {
     // The request's audit bookkeeping (a task-local) follows the work onto its task, so the
     // events it writes (an integrity incident) still count against the request.
     let audit = crate::audit::RequestAudit::current();
+    let st = state.clone();
     state
         .reads()
         .run(move |wanted| {
-            let work = work(wanted);
+            let work = async move {
+                let out = read.await.map_err(|e| read_failure(&st, &rec, e))?;
+                if !wanted.still() {
+                    return Err(ApiError::Internal(Error::Task));
+                }
+                write(rec, out).await
+            };
             async move {
                 match audit {
                     Some(a) => a.scope(work).await,
@@ -556,16 +561,6 @@ where
             }
         })
         .await?
-}
-
-/// Stops a gated computation between stages once its request has gone: the rest would reach
-/// nobody. The error is never answered (there is no one to answer).
-fn still_wanted(wanted: &crate::limits::Wanted) -> Result<(), ApiError> {
-    if wanted.still() {
-        Ok(())
-    } else {
-        Err(ApiError::Internal(Error::Task))
-    }
 }
 
 /// Serialises a (possibly large) JSON answer off the async workers.
@@ -600,13 +595,12 @@ pub(crate) async fn psd(
     let rec = authorised(&state, &ctx, &id, Action::ReadRecording).await?;
     let sel = ChannelSelection::parse(q.channels.as_deref().unwrap_or(""));
     let max_values = Some(state.settings().http.max_window_values);
-    let st = state.clone();
-    gated(&state, move |wanted| async move {
-        let p = theta_query::view::psd(&rec, q.start, q.duration, &sel, q.nperseg, max_values)
-            .await
-            .map_err(|e| read_failure(&st, &rec, e))?;
-        still_wanted(&wanted)?;
-        json_response(move || serde_json::to_vec(&render::psd_json(&p))).await
+    let r = rec.clone();
+    let read = async move {
+        theta_query::view::psd(&r, q.start, q.duration, &sel, q.nperseg, max_values).await
+    };
+    gated(&state, rec, read, |_, p| {
+        json_response(move || serde_json::to_vec(&render::psd_json(&p)))
     })
     .await
 }
@@ -642,15 +636,11 @@ pub(crate) async fn overview(
     req.max_values = Some(state.settings().http.max_window_values);
     // A zoomed-in envelope reads raw samples (up to 2^26): it waits its turn like a window, and
     // its answer (up to max_window_values numbers) is written off the async workers.
-    let st = state.clone();
-    gated(&state, move |wanted| async move {
-        let ov = rec
-            .overview(&req)
-            .await
-            .map_err(|e| read_failure(&st, &rec, ViewError::Store(e)))?;
-        still_wanted(&wanted)?;
-        json_response(move || serde_json::to_vec(&render::overview_json(&rec, &ov, req.units)))
-            .await
+    let units = req.units;
+    let r = rec.clone();
+    let read = async move { r.overview(&req).await.map_err(ViewError::Store) };
+    gated(&state, rec, read, move |rec, ov| {
+        json_response(move || serde_json::to_vec(&render::overview_json(&rec, &ov, units)))
     })
     .await
 }
