@@ -193,7 +193,7 @@ pub(crate) fn validate_annotation(a: &Annotation) -> std::result::Result<(), Str
         ));
     }
     if let Some(d) = a.duration
-        && !(d.is_finite() && d >= 0.0 && tal::seconds_to_ns(d).is_some())
+        && !(d >= 0.0 && tal::seconds_to_ns(d).is_some())
     {
         return Err("annotation duration is not a finite number >= 0".into());
     }
