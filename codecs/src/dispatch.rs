@@ -5,13 +5,17 @@
 //! instantiated here twice: for the baseline target, and inside a function compiled with AVX2,
 //! BMI1/2 and LZCNT, where LLVM vectorises the eight-lane LPC kernel with 32-bit multiplies (SSE2
 //! has none) and turns the unary scan into `tzcnt`/`blsr`. Kernels are separate, non-inlined
-//! functions so each hot loop keeps its state in registers.
+//! functions so each hot loop keeps its state in registers. Three decoder steps that LLVM does
+//! not vectorise well are written with intrinsics instead: the segmented-LPC transposes
+//! (`avx2_lanes`), the Rice low-bit merge (`avx2_low`, a byte shuffle per eight values) and, on
+//! CPUs with AVX-512 VBMI2, the unary scan (`avx512_unary`, a byte compress per 64-bit word).
 //!
 //! This module holds the crate's only `unsafe`: calling a `#[target_feature]` function requires
 //! the caller to guarantee the CPU has those features. The guarantee is the [`Isa`] token, whose
-//! AVX2 flag can only be set by [`Isa::detect`] after checking each feature. The one exception
-//! is the segmented-LPC transpose (`avx2_lanes`), whose unaligned 32-byte loads and stores take
-//! raw pointers; each goes through a helper that takes a checked 8-element array first.
+//! flags can only be set by [`Isa::detect`] after checking each feature (and [`Avx2Low`], which
+//! only this module can make, after checking the token). The intrinsic kernels' unaligned loads
+//! and stores take raw pointers; each goes through a helper that takes a checked fixed-size
+//! array first.
 #![allow(unsafe_code)]
 
 use crate::error::Result;
@@ -22,6 +26,8 @@ use crate::predict::LANES;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Isa {
     avx2: bool,
+    /// AVX-512 with VBMI2 (byte compress), used by the unary scan; implies `avx2`.
+    avx512: bool,
 }
 
 impl Isa {
@@ -34,16 +40,36 @@ impl Isa {
                 && std::is_x86_feature_detected!("bmi2")
                 && std::is_x86_feature_detected!("lzcnt")
                 && std::is_x86_feature_detected!("popcnt");
-            Self { avx2 }
+            let avx512 = avx2
+                && std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512bw")
+                && std::is_x86_feature_detected!("avx512vl")
+                && std::is_x86_feature_detected!("avx512vbmi2");
+            Self { avx2, avx512 }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        Self { avx2: false }
+        Self {
+            avx2: false,
+            avx512: false,
+        }
     }
 
     /// Baseline code only (used by tests to cover both paths).
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn baseline() -> Self {
-        Self { avx2: false }
+        Self {
+            avx2: false,
+            avx512: false,
+        }
+    }
+
+    /// The detected instruction set without AVX-512 (used by tests to cover the AVX2 path).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn without_avx512(self) -> Self {
+        Self {
+            avx512: false,
+            ..self
+        }
     }
 }
 
@@ -85,8 +111,232 @@ multiversion! {
 }
 
 multiversion! {
-    /// Quotients, escapes and low bits merged into residuals (see `rice::merge_body`).
-    fn rice_merge(
+    /// Positions turned into quotients (see `rice::quotients_from_positions`).
+    fn quotients_from_positions(pos: &mut [u32]) = crate::rice::quotients_from_positions;
+}
+
+/// The quotients of the first `ones` unary codes of a Rice quotient stream, into `qs[..ones]`
+/// (`qs` grows to hold them plus slack), checking that the stream ends, zero-padded, right after
+/// the last of them.
+pub(crate) fn unary_quotients(
+    isa: Isa,
+    bytes: &[u8],
+    base: usize,
+    ones: usize,
+    qs: &mut Vec<u32>,
+) -> Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    if isa.avx512 {
+        // SAFETY: `isa.avx512` is true only when `Isa::detect` found every feature enabled on
+        // `avx512_unary::quotients` on this CPU.
+        return unsafe { avx512_unary::quotients(bytes, base, ones, qs) };
+    }
+    unary_positions(isa, bytes, base, ones, qs)?;
+    quotients_from_positions(isa, &mut qs[..ones]);
+    Ok(())
+}
+
+/// The AVX-512 unary scan: each 64-bit word's one-bit indices come from one byte compress of
+/// 0..64 under the word as mask, are widened sixteen at a time and differenced against the
+/// previous one's position, so quotients are written directly, with no per-quotient branch and
+/// no positions pass.
+#[cfg(target_arch = "x86_64")]
+mod avx512_unary {
+    use crate::error::{CodecError, Result};
+    use crate::rice::{MAX_UNARY_BYTES, POSITION_SLACK};
+    use std::arch::x86_64::{
+        __m512i, _mm512_add_epi32, _mm512_alignr_epi32, _mm512_cvtepu8_epi32,
+        _mm512_extracti32x4_epi32, _mm512_loadu_si512, _mm512_maskz_compress_epi8,
+        _mm512_set1_epi32, _mm512_storeu_si512, _mm512_sub_epi32,
+    };
+
+    static IOTA: [u8; 64] = {
+        let mut t = [0u8; 64];
+        let mut i = 0;
+        while i < 64 {
+            t[i] = i as u8;
+            i += 1;
+        }
+        t
+    };
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi2,avx2,bmi1,bmi2,lzcnt,popcnt")]
+    #[inline(never)]
+    pub(super) fn quotients(
+        bytes: &[u8],
+        base: usize,
+        ones: usize,
+        qs: &mut Vec<u32>,
+    ) -> Result<()> {
+        if bytes.len() > MAX_UNARY_BYTES {
+            return Err(CodecError::corrupt("Rice quotient stream length", base));
+        }
+        if qs.len() < ones + POSITION_SLACK {
+            qs.resize(ones + POSITION_SLACK, 0);
+        }
+        // SAFETY: `IOTA` is 64 initialised bytes; `loadu` has no alignment requirement.
+        let iota = unsafe { _mm512_loadu_si512(IOTA.as_ptr().cast()) };
+        let one = _mm512_set1_epi32(1);
+        // Lane 15 holds the position of the previous one bit (−1 before the first).
+        let mut prev = _mm512_set1_epi32(-1);
+        let mut cnt = 0usize;
+        let mut at = 0u32;
+        let mut last_word = 0u64;
+        let mut last_at = 0u32;
+        let words = bytes.len().div_ceil(8);
+        for wi in 0..words {
+            if cnt >= ones {
+                break;
+            }
+            let w = match bytes.get(wi * 8..wi * 8 + 8) {
+                Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")),
+                None => crate::bits::load_u64_padded(bytes, wi * 8),
+            };
+            if w != 0 {
+                let c = w.count_ones() as usize;
+                let idx = _mm512_maskz_compress_epi8(w, iota);
+                let bias = _mm512_set1_epi32(at as i32);
+                let chunks = c.div_ceil(16);
+                let mut j = 0;
+                while j < chunks {
+                    let b = match j {
+                        0 => _mm512_extracti32x4_epi32::<0>(idx),
+                        1 => _mm512_extracti32x4_epi32::<1>(idx),
+                        2 => _mm512_extracti32x4_epi32::<2>(idx),
+                        _ => _mm512_extracti32x4_epi32::<3>(idx),
+                    };
+                    let cur = _mm512_add_epi32(_mm512_cvtepu8_epi32(b), bias);
+                    let before = _mm512_alignr_epi32::<15>(cur, prev);
+                    let q = _mm512_sub_epi32(_mm512_sub_epi32(cur, before), one);
+                    store16(&mut qs[cnt + 16 * j..], q);
+                    prev = cur;
+                    j += 1;
+                }
+                cnt += c;
+                let top = at + 63 - w.leading_zeros();
+                prev = _mm512_set1_epi32(top as i32);
+                last_word = w;
+                last_at = at;
+            }
+            at = at.wrapping_add(64);
+        }
+        if cnt < ones {
+            return Err(CodecError::truncated("Rice quotients", base + bytes.len()));
+        }
+        let next = if ones == 0 {
+            0
+        } else {
+            // The `ones`-th one is the `r`-th set bit of the last word read.
+            let r = ones - (cnt - last_word.count_ones() as usize);
+            let mut w = last_word;
+            for _ in 1..r {
+                w &= w - 1;
+            }
+            u64::from(last_at) + u64::from(w.trailing_zeros()) + 1
+        };
+        crate::bits::check_padding(bytes, next, base, "Rice quotient padding")
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn store16(d: &mut [u32], v: __m512i) {
+        let d: &mut [u32; 16] = (&mut d[..16]).try_into().expect("16 values");
+        // SAFETY: `d` is 16 writable `u32` (64 bytes) borrowed mutably; `storeu` has no
+        // alignment requirement.
+        unsafe { _mm512_storeu_si512(d.as_mut_ptr().cast(), v) }
+    }
+}
+
+/// How `rice::merge_body` merges a partition's low bits into its quotients: portable code, or
+/// AVX2 shuffles when the CPU has them.
+pub(crate) trait LowMerge: Copy {
+    /// `dst[i] = unzigzag((q[i] << k) | low_i)` for the `k`-bit values from bit `lbit`, for a
+    /// prefix of `q` whose values are all below `lim`; returns the prefix length. Stops at the
+    /// first value of `lim` or more, or (AVX2) before the group of eight holding it.
+    fn merge(self, q: &[u32], low: &[u8], lbit: u64, k: u32, lim: u32, dst: &mut [i32]) -> usize;
+}
+
+/// The portable merge (`rice::merge_low`).
+#[derive(Clone, Copy)]
+pub(crate) struct PortableLow;
+
+impl LowMerge for PortableLow {
+    #[inline(always)]
+    fn merge(self, q: &[u32], low: &[u8], lbit: u64, k: u32, lim: u32, dst: &mut [i32]) -> usize {
+        crate::rice::merge_portable(q, low, lbit, k, lim, dst)
+    }
+}
+
+/// The AVX2 merge. Only this module can make one (its field is private), and only after
+/// [`Isa::detect`] found AVX2, which is what makes calling `avx2_low::merge` sound.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) struct Avx2Low(());
+
+#[cfg(target_arch = "x86_64")]
+impl LowMerge for Avx2Low {
+    #[inline(always)]
+    fn merge(self, q: &[u32], low: &[u8], lbit: u64, k: u32, lim: u32, dst: &mut [i32]) -> usize {
+        let (done, stopped) = if lbit.is_multiple_of(8) && (1..=avx2_low::MAX_K).contains(&k) {
+            // SAFETY: an `Avx2Low` exists only on a CPU where `Isa::detect` found AVX2.
+            unsafe { avx2_low::merge(q, (lbit / 8) as usize, low, k, lim, dst) }
+        } else {
+            (0, false)
+        };
+        if stopped {
+            return done;
+        }
+        done + crate::rice::merge_portable(
+            &q[done..],
+            low,
+            lbit + done as u64 * u64::from(k),
+            k,
+            lim,
+            &mut dst[done..],
+        )
+    }
+}
+
+/// Quotients, escapes and low bits merged into residuals (see `rice::merge_body`).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) fn rice_merge(
+    isa: Isa,
+    pos: &[u32],
+    low: &[u8],
+    ks: &[u8],
+    size: usize,
+    q_esc: u32,
+    exc: &[u32],
+    out: &mut [i32],
+    base: usize,
+) -> Result<u64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
+        #[inline(never)]
+        #[allow(clippy::too_many_arguments)]
+        fn avx2(
+            pos: &[u32],
+            low: &[u8],
+            ks: &[u8],
+            size: usize,
+            q_esc: u32,
+            exc: &[u32],
+            out: &mut [i32],
+            base: usize,
+        ) -> Result<u64> {
+            crate::rice::merge_body(Avx2Low(()), pos, low, ks, size, q_esc, exc, out, base)
+        }
+        if isa.avx2 {
+            // SAFETY: `isa.avx2` is true only when `Isa::detect` found every feature enabled on
+            // `avx2` on this CPU.
+            return unsafe { avx2(pos, low, ks, size, q_esc, exc, out, base) };
+        }
+    }
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn baseline(
         pos: &[u32],
         low: &[u8],
         ks: &[u8],
@@ -95,7 +345,126 @@ multiversion! {
         exc: &[u32],
         out: &mut [i32],
         base: usize,
-    ) -> Result<u64> = crate::rice::merge_body;
+    ) -> Result<u64> {
+        crate::rice::merge_body(PortableLow, pos, low, ks, size, q_esc, exc, out, base)
+    }
+    let _ = isa;
+    baseline(pos, low, ks, size, q_esc, exc, out, base)
+}
+
+/// The AVX2 low-bit merge: eight `k`-bit values at a time, pulled into 32-bit lanes by one byte
+/// shuffle from two 16-byte loads (values 0–3 from the group's first byte, 4–7 from byte
+/// `⌊4k/8⌋`), aligned by a per-lane shift and masked; then shifted quotients are or-ed in and the
+/// result un-zig-zagged, all in registers.
+#[cfg(target_arch = "x86_64")]
+mod avx2_low {
+    use std::arch::x86_64::{
+        __m256i, _mm_cvtsi32_si128, _mm_loadu_si128, _mm256_and_si256, _mm256_cmpeq_epi32,
+        _mm256_loadu_si256, _mm256_max_epu32, _mm256_movemask_epi8, _mm256_or_si256,
+        _mm256_set_m128i, _mm256_set1_epi32, _mm256_setzero_si256, _mm256_shuffle_epi8,
+        _mm256_sll_epi32, _mm256_srli_epi32, _mm256_srlv_epi32, _mm256_storeu_si256,
+        _mm256_sub_epi32, _mm256_xor_si256,
+    };
+
+    /// Widest `k` handled here: a value starts at most 7 bits into its first byte and must end
+    /// within that byte's 32-bit window.
+    pub(super) const MAX_K: u32 = 25;
+
+    /// Merges whole groups of eight from byte `start` of `low` while both 16-byte loads of a
+    /// group stay inside `low`; returns how many values of `dst` it merged (a multiple of 8).
+    #[target_feature(enable = "avx2")]
+    pub(super) fn merge(
+        q: &[u32],
+        start: usize,
+        low: &[u8],
+        k: u32,
+        lim: u32,
+        dst: &mut [i32],
+    ) -> (usize, bool) {
+        debug_assert!((1..=MAX_K).contains(&k));
+        let ku = k as usize;
+        let hi_byte = 4 * ku / 8;
+        // Per lane (value j of the group): byte shuffle indices and bit shift within its half.
+        let mut shuf = [0u8; 32];
+        let mut shifts = [0u32; 8];
+        for j in 0..8 {
+            let half_bit = if j < 4 { 0 } else { 8 * hi_byte };
+            let rel = j * ku - half_bit;
+            for b in 0..4 {
+                shuf[4 * j + b] = (rel / 8 + b) as u8;
+            }
+            shifts[j] = (rel % 8) as u32;
+        }
+        let shuf = load_bytes(&shuf);
+        let shifts = load_u32(&shifts);
+        let mask = _mm256_set1_epi32(((1u64 << k) - 1) as i32);
+        let one = _mm256_set1_epi32(1);
+        let zero = _mm256_setzero_si256();
+        let kcount = _mm_cvtsi32_si128(k as i32);
+        let mut at = start;
+        let mut done = 0;
+        // `lim ≥ 1` always (a threshold of 0 would escape every value), so `lim − 1` is the
+        // largest quotient merged here.
+        let top = _mm256_set1_epi32(lim.wrapping_sub(1) as i32);
+        for (g, qg) in dst.chunks_exact_mut(8).zip(q.chunks_exact(8)) {
+            let (Some(lo), Some(hi)) = (
+                low.get(at..at + 16),
+                low.get(at + hi_byte..at + hi_byte + 16),
+            ) else {
+                break;
+            };
+            let v = _mm256_set_m128i(load16(hi), load16(lo));
+            let l = _mm256_and_si256(
+                _mm256_srlv_epi32(_mm256_shuffle_epi8(v, shuf), shifts),
+                mask,
+            );
+            let g: &mut [i32; 8] = g.try_into().expect("8 values");
+            let qv = load_u32(qg.try_into().expect("8 values"));
+            let below = _mm256_cmpeq_epi32(_mm256_max_epu32(qv, top), top);
+            if _mm256_movemask_epi8(below) != -1 {
+                return (done, true);
+            }
+            let u = _mm256_or_si256(_mm256_sll_epi32(qv, kcount), l);
+            let r = _mm256_xor_si256(
+                _mm256_srli_epi32::<1>(u),
+                _mm256_sub_epi32(zero, _mm256_and_si256(u, one)),
+            );
+            store_i32(g, r);
+            at += ku;
+            done += 8;
+        }
+        (done, false)
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn load_u32(s: &[u32; 8]) -> __m256i {
+        // SAFETY: `s` is 8 initialised `u32` (32 bytes); `loadu` has no alignment requirement.
+        unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn load16(s: &[u8]) -> std::arch::x86_64::__m128i {
+        let s: &[u8; 16] = s.try_into().expect("16 bytes");
+        // SAFETY: `s` is 16 initialised bytes; `loadu` has no alignment requirement.
+        unsafe { _mm_loadu_si128(s.as_ptr().cast()) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn load_bytes(s: &[u8; 32]) -> __m256i {
+        // SAFETY: `s` is 32 initialised bytes; `loadu` has no alignment requirement.
+        unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn store_i32(d: &mut [i32; 8], v: __m256i) {
+        // SAFETY: `d` is 8 writable `i32` (32 bytes) borrowed mutably; `storeu` has no
+        // alignment requirement.
+        unsafe { _mm256_storeu_si256(d.as_mut_ptr().cast(), v) }
+    }
 }
 
 multiversion! {

@@ -482,7 +482,7 @@ pub(crate) fn read(
         .filter(|&(_, &k)| u32::from(k) != ZERO_PARTITION)
         .map(|(p, _)| size.min(m - p * size))
         .sum();
-    crate::dispatch::unary_positions(isa, usec.bytes(), usec.offset(), ones, pos)?;
+    crate::dispatch::unary_quotients(isa, usec.bytes(), usec.offset(), ones, pos)?;
     let used = crate::dispatch::rice_merge(
         isa,
         pos,
@@ -502,9 +502,9 @@ pub(crate) fn read(
 
 /// Spare entries at the end of the positions buffer: the scan writes up to 63 + 8 positions
 /// past the last one it needs before it stops.
-const POSITION_SLACK: usize = 72;
+pub(crate) const POSITION_SLACK: usize = 72;
 /// Longest valid quotient stream in bytes: every quotient is at most 255 zeros and a one.
-const MAX_UNARY_BYTES: usize = crate::block::MAX_BLOCK_SAMPLES * 256 / 8;
+pub(crate) const MAX_UNARY_BYTES: usize = crate::block::MAX_BLOCK_SAMPLES * 256 / 8;
 
 /// For each byte value, the bit indices of its one bits in increasing order (unused entries 0).
 /// Stored as `u32` (8 KiB) so a byte's entries are one vector load and add.
@@ -598,12 +598,41 @@ pub(crate) fn positions_body(
     bits::check_padding(bytes, next, base, "Rice quotient padding")
 }
 
-/// Turns one-bit positions into quotients, resolves escapes, merges the low bits and
-/// un-zig-zags, partition by partition. Returns the number of exceptions used.
+/// Turns positions of one bits (`pos[i]`, increasing) into the zeros before each one, in place:
+/// `q[i] = pos[i] − pos[i−1] − 1`, with the stream starting at bit 0.
+#[inline(always)]
+pub(crate) fn quotients_from_positions(pos: &mut [u32]) {
+    // `pos[−1] = −1` in wrapping arithmetic, so `q[0] = pos[0]`.
+    let mut prev = u32::MAX;
+    let mut chunks = pos.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let c: &mut [u32; 8] = c.try_into().expect("8 positions");
+        let a = *c;
+        let mut b = [prev; 8];
+        b[1..].copy_from_slice(&a[..7]);
+        for j in 0..8 {
+            c[j] = a[j].wrapping_sub(b[j]).wrapping_sub(1);
+        }
+        prev = a[7];
+    }
+    for v in chunks.into_remainder() {
+        let p = *v;
+        *v = p.wrapping_sub(prev).wrapping_sub(1);
+        prev = p;
+    }
+}
+
+/// Merges quotients, escapes and low bits into residuals, un-zig-zagged, partition by
+/// partition. `qs` holds the unary stream's quotients (zeros before each one), non-zero
+/// partitions only. Returns the number of exceptions used.
+///
+/// The merger (portable or AVX2) stops before a group holding a quotient at the escape
+/// threshold or one that would overflow; that group is resolved here, and the merger resumes.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(crate) fn merge_body(
-    pos: &[u32],
+pub(crate) fn merge_body<L: crate::dispatch::LowMerge>(
+    lows: L,
+    qs: &[u32],
     low: &[u8],
     ks: &[u8],
     size: usize,
@@ -613,7 +642,6 @@ pub(crate) fn merge_body(
     base: usize,
 ) -> Result<u64> {
     let m = out.len();
-    let mut next = 0u32; // bit after the previous one
     let mut pi = 0usize;
     let mut lbit = 0u64;
     let mut e = 0usize;
@@ -625,37 +653,31 @@ pub(crate) fn merge_body(
             continue;
         }
         let len = dst.len();
-        let ps = &pos[pi..pi + len];
+        let q = &qs[pi..pi + len];
         pi += len;
-        // Quotients: the zeros between consecutive ones, and their maximum in the same pass.
-        let q0 = ps[0].wrapping_sub(next);
-        dst[0] = q0 as i32;
-        let mut big = q0;
-        for (d, w) in dst[1..].iter_mut().zip(ps.windows(2)) {
-            let q = w[1].wrapping_sub(w[0]).wrapping_sub(1);
-            big = big.max(q);
-            *d = q as i32;
-        }
-        next = ps[len - 1].wrapping_add(1);
         let q_max = u32::MAX >> k;
         let lim = q_esc.min(q_max.saturating_add(1));
-        // Escapes and overflow candidates (rare: only partitions holding one are searched),
-        // looked for 32 values at a time.
-        let chunks = if big < lim { &mut [][..] } else { &mut dst[..] };
-        for chunk in chunks.chunks_mut(32) {
-            let mut big = 0u32;
-            for &d in chunk.iter() {
-                big = big.max(d as u32);
+        // Merge runs of values below `lim` at full speed; a group holding an escape (or an
+        // overflowing quotient) is resolved here, a few values at a time.
+        let mut i = 0;
+        while i < len {
+            i += lows.merge(
+                &q[i..],
+                low,
+                lbit + i as u64 * u64::from(k),
+                k,
+                lim,
+                &mut dst[i..],
+            );
+            if i == len {
+                break;
             }
-            if big < lim {
-                continue;
-            }
-            for d in chunk.iter_mut() {
-                let q = *d as u32;
-                if q < lim {
-                    continue;
-                }
-                let q = if q == q_esc {
+            let g = (len - i).min(8);
+            let mut t = [0u32; 8];
+            for (r, &q) in t.iter_mut().zip(&q[i..i + g]) {
+                let q = if q < lim {
+                    u64::from(q)
+                } else if q == q_esc {
                     let x = *exc
                         .get(e)
                         .ok_or_else(|| CodecError::corrupt("exception count", base))?;
@@ -669,18 +691,40 @@ pub(crate) fn merge_body(
                 if q > u64::from(q_max) {
                     return Err(CodecError::corrupt("Rice value overflow", base));
                 }
-                *d = q as u32 as i32;
+                *r = q as u32;
             }
+            let at = lbit + i as u64 * u64::from(k);
+            let done = merge_portable(&t[..g], low, at, k, u32::MAX, &mut dst[i..i + g]);
+            debug_assert_eq!(done, g);
+            i += g;
         }
-        merge_low(low, lbit, k, dst);
         lbit += len as u64 * u64::from(k);
     }
     Ok(e as u64)
 }
 
+/// The portable merge of quotients `q` and low bits into `dst`, up to the first quotient of
+/// `lim` or more; returns how many values it merged.
+#[inline(always)]
+pub(crate) fn merge_portable(
+    q: &[u32],
+    low: &[u8],
+    lbit: u64,
+    k: u32,
+    lim: u32,
+    dst: &mut [i32],
+) -> usize {
+    let n = q.iter().position(|&q| q >= lim).unwrap_or(q.len());
+    for (d, &q) in dst[..n].iter_mut().zip(&q[..n]) {
+        *d = q as i32;
+    }
+    merge_low(low, lbit, k, &mut dst[..n]);
+    n
+}
+
 /// `dst[i] = unzigzag((dst[i] << k) | low_i)` for the `k`-bit values starting at bit `lbit`.
 #[inline(always)]
-fn merge_low(low: &[u8], lbit: u64, k: u32, dst: &mut [i32]) {
+pub(crate) fn merge_low(low: &[u8], lbit: u64, k: u32, dst: &mut [i32]) {
     if lbit.is_multiple_of(8) {
         macro_rules! dispatch {
             ($($k:literal)*) => {
@@ -777,31 +821,71 @@ mod tests {
         )) {
             round_trip(&u);
         }
+
+        /// Damaged sections (bytes flipped or dropped): every code path (AVX-512 scan, AVX2
+        /// merge, portable) reads the same values or refuses with the same kind of error.
+        #[test]
+        fn every_path_agrees_on_damaged_sections(
+            u in prop::collection::vec(
+                prop_oneof![8 => 0u32..16, 2 => 0u32..5000, 1 => any::<u32>()],
+                1..700,
+            ),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            cut in any::<prop::sample::Index>(),
+            do_cut in any::<bool>(),
+        ) {
+            let mut bytes = Vec::new();
+            write(&u, None, &mut bytes);
+            for (at, x) in &flips {
+                let i = at.index(bytes.len());
+                bytes[i] ^= x;
+            }
+            if do_cut {
+                bytes.truncate(cut.index(bytes.len() + 1));
+            }
+            let mut first = None;
+            for isa in paths() {
+                let mut c = Cursor::new(&bytes, 0);
+                let mut got = vec![0i32; u.len()];
+                let r = read(&mut c, &mut got, isa, &mut Vec::new()).map(|()| got).map_err(|e| e.kind);
+                match &first {
+                    None => first = Some(r),
+                    Some(f) => prop_assert_eq!(f, &r),
+                }
+            }
+        }
+    }
+
+    /// The decode paths this CPU can run: detected, without AVX-512, portable.
+    fn paths() -> [Isa; 3] {
+        [
+            Isa::detect(),
+            Isa::detect().without_avx512(),
+            Isa::baseline(),
+        ]
     }
 
     fn round_trip(u: &[u32]) -> usize {
         let mut out = Vec::new();
         write(u, None, &mut out);
         assert_eq!(out.len(), planned(u, Isa::detect()).0, "estimate is exact");
-        let mut c = Cursor::new(&out, 0);
-        let mut got = vec![0i32; u.len()];
-        read(&mut c, &mut got, Isa::detect(), &mut Vec::new()).unwrap();
-        let mut c = Cursor::new(&out, 0);
-        let mut got2 = vec![0i32; u.len()];
-        read(&mut c, &mut got2, Isa::baseline(), &mut Vec::new()).unwrap();
-        assert_eq!(got, got2);
         let want: Vec<i32> = u.iter().map(|&v| bits::unzigzag(v)).collect();
-        assert_eq!(got, want);
-        // Every strict prefix is truncated.
-        for cut in 0..out.len() {
-            let mut c = Cursor::new(&out[..cut], 0);
-            let e = read(&mut c, &mut got, Isa::detect(), &mut Vec::new()).unwrap_err();
-            assert_eq!(
-                e.kind,
-                crate::ErrorKind::Truncated,
-                "cut {cut} of {}",
-                out.len()
-            );
+        for isa in paths() {
+            let mut c = Cursor::new(&out, 0);
+            let mut got = vec![0i32; u.len()];
+            read(&mut c, &mut got, isa, &mut Vec::new()).unwrap();
+            assert_eq!(got, want, "{isa:?}");
+            // Every strict prefix is truncated.
+            for cut in 0..out.len() {
+                let mut c = Cursor::new(&out[..cut], 0);
+                let e = read(&mut c, &mut got, isa, &mut Vec::new()).unwrap_err();
+                assert_eq!(
+                    e.kind,
+                    crate::ErrorKind::Truncated,
+                    "cut {cut} of {} ({isa:?})",
+                    out.len()
+                );
+            }
         }
         out.len()
     }

@@ -22,8 +22,12 @@ fn round_trip(samples: &[i32], width: SampleWidth) -> Vec<u8> {
     );
     assert_eq!(decoded_len(&bytes).unwrap(), samples.len());
     assert_eq!(decode(&bytes).unwrap(), samples);
-    // Both code paths, into a larger buffer.
-    for isa in [Isa::detect(), Isa::baseline()] {
+    // Every code path (AVX-512 where present, AVX2, portable), into a larger buffer.
+    for isa in [
+        Isa::detect(),
+        Isa::detect().without_avx512(),
+        Isa::baseline(),
+    ] {
         let mut out = vec![i32::MIN; samples.len() + 3];
         let n = block::decode(&bytes, &mut out, &mut DecodeScratch::default(), isa).unwrap();
         assert_eq!(&out[..n], samples);
