@@ -370,6 +370,42 @@ mod avx2_low {
     /// within that byte's 32-bit window.
     pub(super) const MAX_K: u32 = 25;
 
+    /// Per `k` and lane (value `j` of a group of eight): the byte shuffle that brings the four
+    /// bytes holding the value into the lane (values 0–3 from the group's first byte, 4–7 from
+    /// byte `⌊4k/8⌋`), and the bit shift that then aligns it.
+    static SHUFFLES: [[u8; 32]; MAX_K as usize + 1] = {
+        let mut t = [[0u8; 32]; MAX_K as usize + 1];
+        let mut k = 1;
+        while k <= MAX_K as usize {
+            let mut j = 0;
+            while j < 8 {
+                let rel = j * k - if j < 4 { 0 } else { 8 * (4 * k / 8) };
+                let mut b = 0;
+                while b < 4 {
+                    t[k][4 * j + b] = (rel / 8 + b) as u8;
+                    b += 1;
+                }
+                j += 1;
+            }
+            k += 1;
+        }
+        t
+    };
+    static SHIFTS: [[u32; 8]; MAX_K as usize + 1] = {
+        let mut t = [[0u32; 8]; MAX_K as usize + 1];
+        let mut k = 1;
+        while k <= MAX_K as usize {
+            let mut j = 0;
+            while j < 8 {
+                let rel = j * k - if j < 4 { 0 } else { 8 * (4 * k / 8) };
+                t[k][j] = (rel % 8) as u32;
+                j += 1;
+            }
+            k += 1;
+        }
+        t
+    };
+
     /// Merges whole groups of eight from byte `start` of `low` while both 16-byte loads of a
     /// group stay inside `low`; returns how many values of `dst` it merged (a multiple of 8).
     #[target_feature(enable = "avx2")]
@@ -384,19 +420,8 @@ mod avx2_low {
         debug_assert!((1..=MAX_K).contains(&k));
         let ku = k as usize;
         let hi_byte = 4 * ku / 8;
-        // Per lane (value j of the group): byte shuffle indices and bit shift within its half.
-        let mut shuf = [0u8; 32];
-        let mut shifts = [0u32; 8];
-        for j in 0..8 {
-            let half_bit = if j < 4 { 0 } else { 8 * hi_byte };
-            let rel = j * ku - half_bit;
-            for b in 0..4 {
-                shuf[4 * j + b] = (rel / 8 + b) as u8;
-            }
-            shifts[j] = (rel % 8) as u32;
-        }
-        let shuf = load_bytes(&shuf);
-        let shifts = load_u32(&shifts);
+        let shuf = load_bytes(&SHUFFLES[ku]);
+        let shifts = load_u32(&SHIFTS[ku]);
         let mask = _mm256_set1_epi32(((1u64 << k) - 1) as i32);
         let one = _mm256_set1_epi32(1);
         let zero = _mm256_setzero_si256();
