@@ -8,7 +8,8 @@
 //! functions so each hot loop keeps its state in registers. Three decoder steps that LLVM does
 //! not vectorise well are written with intrinsics instead: the segmented-LPC transposes and
 //! recurrence (`avx2_lanes`), the Rice low-bit merge (`avx2_low`, a byte shuffle per eight values) and, on
-//! CPUs with AVX-512 VBMI2, the unary scan (`avx512_unary`, a byte compress per 64-bit word).
+//! CPUs with AVX-512 VBMI2, the unary scan (`avx512_unary`, a byte compress per 64-bit word)
+//! and lookups in tables of up to 128 values (`avx512_table`, held in registers).
 //!
 //! This module holds the crate's only `unsafe`: calling a `#[target_feature]` function requires
 //! the caller to guarantee the CPU has those features. The guarantee is the [`Isa`] token, whose
@@ -781,7 +782,90 @@ multiversion! {
 
 multiversion! {
     /// Table inverse transform with index check (see `transform::table_body`).
-    fn table(out: &mut [i32], values: &[i32]) -> bool = crate::transform::table_body;
+    fn table_portable(out: &mut [i32], values: &[i32]) -> bool = crate::transform::table_body;
+}
+
+/// Table inverse transform with index check: `x = values[y]`, `false` (and `out` unspecified)
+/// if some `y` is outside the table (see `transform::table_body`). With AVX-512 a table of at
+/// most [`avx512_table::MAX_LEN`] values is held in registers and looked up sixteen indices at a
+/// time by two-table permutes; the portable loop costs a load and an insert per value.
+pub(crate) fn table(isa: Isa, out: &mut [i32], values: &[i32]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if isa.avx512 && !values.is_empty() && values.len() <= avx512_table::MAX_LEN {
+        // SAFETY: `isa.avx512` is true only when `Isa::detect` found every feature enabled on
+        // `avx512_table::lookup` on this CPU.
+        return unsafe { avx512_table::lookup(out, values) };
+    }
+    table_portable(isa, out, values)
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512_table {
+    use std::arch::x86_64::{
+        __m512i, _mm512_cmpeq_epi32_mask, _mm512_cmpge_epu32_mask, _mm512_loadu_si512,
+        _mm512_mask_mov_epi32, _mm512_permutex2var_epi32, _mm512_set1_epi32, _mm512_setzero_si512,
+        _mm512_srli_epi32, _mm512_storeu_si512,
+    };
+
+    /// Largest table looked up in registers: four pairs of 16-value vectors (above that the
+    /// permutes per value cost more than the portable loop's load and insert).
+    pub(super) const MAX_LEN: usize = 128;
+
+    #[target_feature(enable = "avx512f")]
+    #[inline(never)]
+    pub(super) fn lookup(out: &mut [i32], values: &[i32]) -> bool {
+        debug_assert!(!values.is_empty() && values.len() <= MAX_LEN);
+        let mut padded = [0i32; MAX_LEN];
+        padded[..values.len()].copy_from_slice(values);
+        let tab: [__m512i; MAX_LEN / 16] = std::array::from_fn(|i| load16(&padded[16 * i..]));
+        let pairs = values.len().div_ceil(32);
+        let len = _mm512_set1_epi32(values.len() as i32);
+        let mut bad = 0u16;
+        let mut groups = out.chunks_exact_mut(16);
+        for g in &mut groups {
+            let idx = load16(g);
+            // Unsigned, so negative indices count as too large.
+            bad |= _mm512_cmpge_epu32_mask(idx, len);
+            let hi = _mm512_srli_epi32::<5>(idx);
+            let mut x = _mm512_setzero_si512();
+            for p in 0..pairs {
+                // The permute reads the low five bits of each index; the pair is chosen by the
+                // rest.
+                let v = _mm512_permutex2var_epi32(tab[2 * p], idx, tab[2 * p + 1]);
+                let m = _mm512_cmpeq_epi32_mask(hi, _mm512_set1_epi32(p as i32));
+                x = _mm512_mask_mov_epi32(x, m, v);
+            }
+            store16(g, x);
+        }
+        if bad != 0 {
+            return false;
+        }
+        let rest = groups.into_remainder();
+        if rest.iter().any(|&v| v as u32 as usize >= values.len()) {
+            return false;
+        }
+        for v in rest {
+            *v = values[*v as u32 as usize];
+        }
+        true
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn load16(s: &[i32]) -> __m512i {
+        let s: &[i32; 16] = s[..16].try_into().expect("16 values");
+        // SAFETY: `s` is 16 initialised `i32` (64 bytes); `loadu` has no alignment requirement.
+        unsafe { _mm512_loadu_si512(s.as_ptr().cast()) }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn store16(d: &mut [i32], v: __m512i) {
+        let d: &mut [i32; 16] = (&mut d[..16]).try_into().expect("16 values");
+        // SAFETY: `d` is 16 writable `i32` (64 bytes) borrowed mutably; `storeu` has no
+        // alignment requirement.
+        unsafe { _mm512_storeu_si512(d.as_mut_ptr().cast(), v) }
+    }
 }
 
 multiversion! {

@@ -540,6 +540,25 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        /// Table lookups agree on every path (AVX-512 registers, AVX2, portable), for tables
+        /// on both sides of the register limit, and every path refuses an index outside.
+        #[test]
+        fn table_lookups_agree_on_every_path(
+            t in 1usize..200,
+            y in prop::collection::vec(-3i32..203, 0..80),
+        ) {
+            let values: Vec<i32> = (0..t as i32).map(|i| i * 37 - 1000).collect();
+            let valid = y.iter().all(|&v| v >= 0 && (v as usize) < t);
+            for isa in [Isa::detect(), Isa::detect().without_avx512(), Isa::baseline()] {
+                let mut out = y.clone();
+                prop_assert_eq!(crate::dispatch::table(isa, &mut out, &values), valid);
+                if valid {
+                    let want: Vec<i32> = y.iter().map(|&v| values[v as usize]).collect();
+                    prop_assert_eq!(&out, &want);
+                }
+            }
+        }
+
         #[test]
         fn distinct_values_match_a_sort_for_any_block(x in prop_oneof![
             prop::collection::vec(-40i32..40, 0..600),
