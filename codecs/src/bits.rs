@@ -216,25 +216,48 @@ impl<'a> BitReader<'a> {
 
     /// Reads a Rice code with parameter `k`: `q` zeros, a one, then `k` low bits. `q` above
     /// `max_q` is reported as corrupt (it bounds the work a hostile stream can cause).
+    #[inline]
     pub(crate) fn read_rice(&mut self, k: u32, max_q: u32, what: &str) -> Result<u32> {
-        let mut q = 0u32;
-        loop {
-            if self.pos >= self.bytes.len() as u64 * 8 {
-                return Err(CodecError::truncated(what, self.base + self.bytes.len()));
-            }
-            let bit = (self.bytes[(self.pos / 8) as usize] >> (self.pos % 8)) & 1;
-            self.pos += 1;
-            if bit == 1 {
-                break;
-            }
-            q += 1;
-            if q > max_q {
-                return Err(CodecError::corrupt(
-                    what,
-                    self.base + (self.pos / 8) as usize,
-                ));
+        // Fast path: the whole code lies in one 64-bit window inside the bytes.
+        let at = (self.pos / 8) as usize;
+        if let Some(b) = self.bytes.get(at..at + 8) {
+            let skip = self.pos % 8;
+            let w = u64::from_le_bytes(b.try_into().expect("8 bytes")) >> skip;
+            let zeros = u64::from(w.trailing_zeros());
+            if zeros + 1 + u64::from(k) <= 64 - skip && zeros <= u64::from(max_q) {
+                let low = ((w >> zeros) >> 1) & ((1u64 << k) - 1);
+                self.pos += zeros + 1 + u64::from(k);
+                return Ok(((zeros as u32) << k) | low as u32);
             }
         }
+        self.read_rice_slow(k, max_q, what)
+    }
+
+    /// [`BitReader::read_rice`] for codes that cross a window, the end of the bytes, or `max_q`.
+    #[inline(never)]
+    fn read_rice_slow(&mut self, k: u32, max_q: u32, what: &str) -> Result<u32> {
+        // The unary part up to 57 bits at a time: the zeros below the first one of a window.
+        let total = self.bytes.len() as u64 * 8;
+        let start = self.pos;
+        loop {
+            if self.pos >= total {
+                return Err(CodecError::truncated(what, self.base + self.bytes.len()));
+            }
+            let w = load_u64_padded(self.bytes, (self.pos / 8) as usize) >> (self.pos % 8);
+            let avail = (64 - self.pos % 8).min(total - self.pos);
+            let zeros = u64::from(w.trailing_zeros()).min(avail);
+            if self.pos - start + zeros > u64::from(max_q) {
+                // Where the bit-by-bit reading stops: right after zero number `max_q + 1`.
+                let at = start + u64::from(max_q) + 1;
+                return Err(CodecError::corrupt(what, self.base + (at / 8) as usize));
+            }
+            if zeros < avail {
+                self.pos += zeros + 1;
+                break;
+            }
+            self.pos += avail;
+        }
+        let q = (self.pos - start - 1) as u32;
         let low = self.read(k, what)?;
         Ok((q << k) | low)
     }
@@ -429,5 +452,52 @@ mod tests {
             assert_eq!(r.read_rice(3, 100, "t").unwrap(), (q << 3) | 5);
         }
         r.finish("t").unwrap();
+    }
+
+    /// The Rice reader as the format states it, one bit at a time.
+    fn read_rice_bitwise(r: &mut BitReader<'_>, k: u32, max_q: u32) -> Result<u32> {
+        let mut q = 0u32;
+        loop {
+            if r.pos >= r.bytes.len() as u64 * 8 {
+                return Err(CodecError::truncated("t", r.base + r.bytes.len()));
+            }
+            let bit = (r.bytes[(r.pos / 8) as usize] >> (r.pos % 8)) & 1;
+            r.pos += 1;
+            if bit == 1 {
+                break;
+            }
+            q += 1;
+            if q > max_q {
+                return Err(CodecError::corrupt("t", r.base + (r.pos / 8) as usize));
+            }
+        }
+        let low = r.read(k, "t")?;
+        Ok((q << k) | low)
+    }
+
+    proptest::proptest! {
+        /// The word-at-a-time Rice reader gives the bit-by-bit reader's values, errors and
+        /// error offsets on any bytes (sparse ones make long unary runs).
+        #[test]
+        fn rice_reads_match_the_bitwise_reference(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![6 => proptest::strategy::Just(0u8), 4 => proptest::arbitrary::any::<u8>()],
+                0..40,
+            ),
+            k in 0u32..=24,
+            max_q in 0u32..200,
+        ) {
+            let c = Cursor::new(&bytes, 7);
+            let (mut fast, mut slow) = (BitReader::new(&c), BitReader::new(&c));
+            loop {
+                let a = fast.read_rice(k, max_q, "t");
+                let b = read_rice_bitwise(&mut slow, k, max_q);
+                proptest::prop_assert_eq!(&a, &b);
+                if a.is_err() {
+                    break;
+                }
+                proptest::prop_assert_eq!(fast.pos, slow.pos);
+            }
+        }
     }
 }
