@@ -278,6 +278,10 @@ pub(crate) struct Avx2Low(());
 impl LowMerge for Avx2Low {
     #[inline(always)]
     fn merge(self, q: &[u32], low: &[u8], lbit: u64, k: u32, lim: u32, dst: &mut [i32]) -> usize {
+        // With `lim = 0` (an escape threshold of 0) every value is an escape: nothing to merge.
+        if lim == 0 {
+            return 0;
+        }
         let (done, stopped) = if lbit.is_multiple_of(8) && (1..=avx2_low::MAX_K).contains(&k) {
             // SAFETY: an `Avx2Low` exists only on a CPU where `Isa::detect` found AVX2.
             unsafe { avx2_low::merge(q, (lbit / 8) as usize, low, k, lim, dst) }
@@ -418,7 +422,7 @@ mod avx2_low {
         lim: u32,
         dst: &mut [i32],
     ) -> (usize, bool) {
-        debug_assert!((1..=MAX_K).contains(&k));
+        debug_assert!((1..=MAX_K).contains(&k) && lim >= 1);
         let ku = k as usize;
         let hi_byte = 4 * ku / 8;
         let shuf = load_bytes(&SHUFFLES[ku]);
@@ -429,8 +433,8 @@ mod avx2_low {
         let kcount = _mm_cvtsi32_si128(k as i32);
         let mut at = start;
         let mut done = 0;
-        // `lim ≥ 1` always (a threshold of 0 would escape every value), so `lim − 1` is the
-        // largest quotient merged here.
+        // The caller passes `lim ≥ 1` (with 0 it merges nothing), so `lim − 1` is the largest
+        // quotient merged here.
         let top = _mm256_set1_epi32(lim.wrapping_sub(1) as i32);
         for (g, qg) in dst.chunks_exact_mut(8).zip(q.chunks_exact(8)) {
             let (Some(lo), Some(hi)) = (

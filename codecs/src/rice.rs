@@ -904,6 +904,31 @@ mod tests {
         round_trip(&mixed);
     }
 
+    /// An escape threshold of 0 (every quotient escaped) is valid, if wasteful: every path
+    /// must resolve every value through the exceptions.
+    #[test]
+    fn a_zero_escape_threshold_escapes_every_value() {
+        let u: Vec<u32> = (0..300u32).map(|i| (i * 7919) % 1000).collect();
+        let (_, mut p) = plan(&u);
+        let size = 1usize << p.shift;
+        p.n_exc = u
+            .chunks(size)
+            .zip(&p.ks)
+            .filter(|&(_, &k)| k != ZERO_PARTITION)
+            .map(|(part, _)| part.len() as u64)
+            .sum();
+        p.q_esc = 0;
+        p.w_exc = 32;
+        let mut out = Vec::new();
+        write(&u, Some(p), &mut out);
+        let want: Vec<i32> = u.iter().map(|&v| bits::unzigzag(v)).collect();
+        for isa in paths() {
+            let mut got = vec![0i32; u.len()];
+            read(&mut Cursor::new(&out, 0), &mut got, isa, &mut Vec::new()).unwrap();
+            assert_eq!(got, want, "{isa:?}");
+        }
+    }
+
     #[test]
     fn zero_runs_cost_almost_nothing() {
         let mut u = vec![0u32; 4096];
