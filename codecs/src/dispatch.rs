@@ -5,16 +5,17 @@
 //! instantiated here twice: for the baseline target, and inside a function compiled with AVX2,
 //! BMI1/2 and LZCNT, where LLVM vectorises the eight-lane LPC kernel with 32-bit multiplies (SSE2
 //! has none) and turns the unary scan into `tzcnt`/`blsr`. Kernels are separate, non-inlined
-//! functions so each hot loop keeps its state in registers. Three decoder steps that LLVM does
+//! functions so each hot loop keeps its state in registers. The decoder steps that LLVM does
 //! not vectorise well are written with intrinsics instead: the segmented-LPC transposes and
-//! recurrence (`avx2_lanes`), the Rice low-bit merge (`avx2_low`, a byte shuffle per eight values) and, on
-//! CPUs with AVX-512 VBMI2, the unary scan (`avx512_unary`, a byte compress per 64-bit word)
-//! and lookups in tables of up to 128 values (`avx512_table`, held in registers).
+//! recurrence (`avx2_lanes`), the Rice low-bit merge (`avx2_low`, a byte shuffle per eight
+//! values) and, on CPUs with AVX-512 VBMI/VBMI2, the unary scan (`avx512_unary`, a byte compress per 64-bit
+//! word), the low-bit merge sixteen values at a time (`avx512_low`, a byte permute) and lookups
+//! in tables of up to 128 values (`avx512_table`, held in registers).
 //!
 //! This module holds the crate's only `unsafe`: calling a `#[target_feature]` function requires
 //! the caller to guarantee the CPU has those features. The guarantee is the [`Isa`] token, whose
-//! flags can only be set by [`Isa::detect`] after checking each feature (and [`Avx2Low`], which
-//! only this module can make, after checking the token). The intrinsic kernels' unaligned loads
+//! flags can only be set by [`Isa::detect`] after checking each feature (and [`Avx2Low`] and
+//! [`Avx512Low`], which only this module can make, after checking the token). The intrinsic kernels' unaligned loads
 //! and stores take raw pointers; each goes through a helper that takes a checked fixed-size
 //! array first.
 #![allow(unsafe_code)]
@@ -27,7 +28,8 @@ use crate::predict::LANES;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Isa {
     avx2: bool,
-    /// AVX-512 with VBMI2 (byte compress), used by the unary scan; implies `avx2`.
+    /// AVX-512 with VBMI (byte permute) and VBMI2 (byte compress), used by the unary scan, the
+    /// low-bit merge and small tables; implies `avx2`.
     avx512: bool,
 }
 
@@ -45,6 +47,7 @@ impl Isa {
                 && std::is_x86_feature_detected!("avx512f")
                 && std::is_x86_feature_detected!("avx512bw")
                 && std::is_x86_feature_detected!("avx512vl")
+                && std::is_x86_feature_detected!("avx512vbmi")
                 && std::is_x86_feature_detected!("avx512vbmi2");
             Self { avx2, avx512 }
         }
@@ -302,6 +305,41 @@ impl LowMerge for Avx2Low {
     }
 }
 
+/// The AVX-512 merge: sixteen values per step where it can, then [`Avx2Low`] for the rest.
+/// Only this module can make one, and only after [`Isa::detect`] found AVX-512 (VBMI for the
+/// byte permute), which is what makes calling `avx512_low::merge` sound.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) struct Avx512Low(());
+
+#[cfg(target_arch = "x86_64")]
+impl LowMerge for Avx512Low {
+    #[inline(always)]
+    fn merge(self, q: &[u32], low: &[u8], lbit: u64, k: u32, lim: u32, dst: &mut [i32]) -> usize {
+        if lim == 0 {
+            return 0;
+        }
+        let (done, stopped) = if lbit.is_multiple_of(8) && (1..=avx2_low::MAX_K).contains(&k) {
+            // SAFETY: an `Avx512Low` exists only on a CPU where `Isa::detect` found AVX-512
+            // with VBMI.
+            unsafe { avx512_low::merge(q, (lbit / 8) as usize, low, k, lim, dst) }
+        } else {
+            (0, false)
+        };
+        if stopped {
+            return done;
+        }
+        done + Avx2Low(()).merge(
+            &q[done..],
+            low,
+            lbit + done as u64 * u64::from(k),
+            k,
+            lim,
+            &mut dst[done..],
+        )
+    }
+}
+
 /// Quotients, escapes and low bits merged into residuals (see `rice::merge_body`).
 #[allow(clippy::too_many_arguments)]
 #[inline]
@@ -333,6 +371,26 @@ pub(crate) fn rice_merge(
         ) -> Result<u64> {
             crate::rice::merge_body(Avx2Low(()), pos, low, ks, size, q_esc, exc, out, base)
         }
+        #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt,avx512f,avx512bw,avx512vbmi")]
+        #[inline(never)]
+        #[allow(clippy::too_many_arguments)]
+        fn avx512(
+            pos: &[u32],
+            low: &[u8],
+            ks: &[u8],
+            size: usize,
+            q_esc: u32,
+            exc: &[u32],
+            out: &mut [i32],
+            base: usize,
+        ) -> Result<u64> {
+            crate::rice::merge_body(Avx512Low(()), pos, low, ks, size, q_esc, exc, out, base)
+        }
+        if isa.avx512 {
+            // SAFETY: `isa.avx512` is true only when `Isa::detect` found every feature enabled
+            // on `avx512` on this CPU.
+            return unsafe { avx512(pos, low, ks, size, q_esc, exc, out, base) };
+        }
         if isa.avx2 {
             // SAFETY: `isa.avx2` is true only when `Isa::detect` found every feature enabled on
             // `avx2` on this CPU.
@@ -355,6 +413,120 @@ pub(crate) fn rice_merge(
     }
     let _ = isa;
     baseline(pos, low, ks, size, q_esc, exc, out, base)
+}
+
+/// The AVX-512 low-bit merge: sixteen `k`-bit values at a time from one 64-byte load, pulled
+/// into 32-bit lanes by one byte permute (VBMI) and aligned by a per-lane shift; quotients are
+/// checked against the limit by one compare into a mask.
+#[cfg(target_arch = "x86_64")]
+mod avx512_low {
+    use super::avx2_low::MAX_K;
+    use std::arch::x86_64::{
+        __m512i, _mm_cvtsi32_si128, _mm512_and_si512, _mm512_cmpge_epu32_mask, _mm512_loadu_si512,
+        _mm512_or_si512, _mm512_permutexvar_epi8, _mm512_set1_epi32, _mm512_setzero_si512,
+        _mm512_sll_epi32, _mm512_srli_epi32, _mm512_srlv_epi32, _mm512_storeu_si512,
+        _mm512_sub_epi32, _mm512_xor_si512,
+    };
+
+    /// Per `k` and lane (value `j` of sixteen): the four bytes holding the value, and the bit
+    /// shift that aligns it.
+    static PERMUTES: [[u8; 64]; MAX_K as usize + 1] = {
+        let mut t = [[0u8; 64]; MAX_K as usize + 1];
+        let mut k = 1;
+        while k <= MAX_K as usize {
+            let mut j = 0;
+            while j < 16 {
+                let mut b = 0;
+                while b < 4 {
+                    t[k][4 * j + b] = (j * k / 8 + b) as u8;
+                    b += 1;
+                }
+                j += 1;
+            }
+            k += 1;
+        }
+        t
+    };
+    static SHIFTS: [[u32; 16]; MAX_K as usize + 1] = {
+        let mut t = [[0u32; 16]; MAX_K as usize + 1];
+        let mut k = 1;
+        while k <= MAX_K as usize {
+            let mut j = 0;
+            while j < 16 {
+                t[k][j] = (j * k % 8) as u32;
+                j += 1;
+            }
+            k += 1;
+        }
+        t
+    };
+
+    /// Merges groups of sixteen from byte `start` of `low` while a group's 64-byte load stays
+    /// inside `low`; returns how many values it merged and whether it stopped before a group
+    /// holding a quotient of `lim` (≥ 1) or more.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+    pub(super) fn merge(
+        q: &[u32],
+        start: usize,
+        low: &[u8],
+        k: u32,
+        lim: u32,
+        dst: &mut [i32],
+    ) -> (usize, bool) {
+        debug_assert!((1..=MAX_K).contains(&k) && lim >= 1);
+        let ku = k as usize;
+        let perm = load_bytes(&PERMUTES[ku]);
+        let shifts = load_u32(&SHIFTS[ku]);
+        let mask = _mm512_set1_epi32(((1u64 << k) - 1) as i32);
+        let one = _mm512_set1_epi32(1);
+        let zero = _mm512_setzero_si512();
+        let limv = _mm512_set1_epi32(lim as i32);
+        let kcount = _mm_cvtsi32_si128(k as i32);
+        let mut at = start;
+        let mut done = 0;
+        for (g, qg) in dst.chunks_exact_mut(16).zip(q.chunks_exact(16)) {
+            let Some(win) = low.get(at..at + 64) else {
+                break;
+            };
+            let qv = load_u32(qg.try_into().expect("16 values"));
+            if _mm512_cmpge_epu32_mask(qv, limv) != 0 {
+                return (done, true);
+            }
+            let v = _mm512_permutexvar_epi8(perm, load_bytes(win.try_into().expect("64 bytes")));
+            let l = _mm512_and_si512(_mm512_srlv_epi32(v, shifts), mask);
+            let u = _mm512_or_si512(_mm512_sll_epi32(qv, kcount), l);
+            let r = _mm512_xor_si512(
+                _mm512_srli_epi32::<1>(u),
+                _mm512_sub_epi32(zero, _mm512_and_si512(u, one)),
+            );
+            store_i32(g.try_into().expect("16 values"), r);
+            at += 2 * ku;
+            done += 16;
+        }
+        (done, false)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn load_bytes(s: &[u8; 64]) -> __m512i {
+        // SAFETY: `s` is 64 initialised bytes; `loadu` has no alignment requirement.
+        unsafe { _mm512_loadu_si512(s.as_ptr().cast()) }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn load_u32(s: &[u32; 16]) -> __m512i {
+        // SAFETY: `s` is 16 initialised `u32` (64 bytes); `loadu` has no alignment requirement.
+        unsafe { _mm512_loadu_si512(s.as_ptr().cast()) }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn store_i32(d: &mut [i32; 16], v: __m512i) {
+        // SAFETY: `d` is 16 writable `i32` (64 bytes) borrowed mutably; `storeu` has no
+        // alignment requirement.
+        unsafe { _mm512_storeu_si512(d.as_mut_ptr().cast(), v) }
+    }
 }
 
 /// The AVX2 low-bit merge: eight `k`-bit values at a time, pulled into 32-bit lanes by one byte
