@@ -291,7 +291,7 @@ impl LowMerge for Avx2Low {
         } else {
             (0, false)
         };
-        if stopped {
+        if stopped || done == q.len() {
             return done;
         }
         done + crate::rice::merge_portable(
@@ -326,7 +326,7 @@ impl LowMerge for Avx512Low {
         } else {
             (0, false)
         };
-        if stopped {
+        if stopped || done == q.len() {
             return done;
         }
         done + Avx2Low(()).merge(
