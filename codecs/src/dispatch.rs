@@ -20,7 +20,7 @@
 //! array first.
 #![allow(unsafe_code)]
 
-use crate::error::Result;
+use crate::error::{CodecError, Result};
 use crate::predict::LANES;
 
 /// Which instruction set the decode kernels may use. Copy it freely; only [`Isa::detect`] can
@@ -111,7 +111,7 @@ macro_rules! multiversion {
 
 multiversion! {
     /// Positions of the one bits of a Rice quotient stream (see `rice::positions_body`).
-    fn unary_positions(bytes: &[u8], base: usize, ones: usize, pos: &mut Vec<u32>) -> Result<()> = crate::rice::positions_body;
+    fn unary_positions(bytes: &[u8], ones: usize, pos: &mut [u32]) -> usize = crate::rice::positions_body;
 }
 
 multiversion! {
@@ -121,7 +121,7 @@ multiversion! {
 
 /// The quotients of the first `ones` unary codes of a Rice quotient stream, into `qs[..ones]`
 /// (`qs` grows to hold them plus slack), checking that the stream ends, zero-padded, right after
-/// the last of them.
+/// the last of them. The scans only scan; the stream is checked here, once for both.
 pub(crate) fn unary_quotients(
     isa: Isa,
     bytes: &[u8],
@@ -129,15 +129,38 @@ pub(crate) fn unary_quotients(
     ones: usize,
     qs: &mut Vec<u32>,
 ) -> Result<()> {
-    #[cfg(target_arch = "x86_64")]
-    if isa.avx512 {
-        // SAFETY: `isa.avx512` is true only when `Isa::detect` found every feature enabled on
-        // `avx512_unary::quotients` on this CPU.
-        return unsafe { avx512_unary::quotients(bytes, base, ones, qs) };
+    use crate::rice::{MAX_UNARY_BYTES, POSITION_SLACK};
+    if bytes.len() > MAX_UNARY_BYTES {
+        return Err(CodecError::corrupt("Rice quotient stream length", base));
     }
-    unary_positions(isa, bytes, base, ones, qs)?;
-    quotients_from_positions(isa, &mut qs[..ones]);
-    Ok(())
+    // Grown, never cleared: every entry below the count found is written before it is read, so
+    // zero-filling 32 KiB per block would be wasted.
+    if qs.len() < ones + POSITION_SLACK {
+        qs.resize(ones + POSITION_SLACK, 0);
+    }
+    // The bit after the `ones`-th one bit, when the stream holds that many.
+    let end = 'scan: {
+        #[cfg(target_arch = "x86_64")]
+        if isa.avx512 {
+            // SAFETY: `isa.avx512` is true only when `Isa::detect` found every feature enabled
+            // on `avx512_unary::quotients` on this CPU.
+            break 'scan unsafe { avx512_unary::quotients(bytes, ones, qs) };
+        }
+        if unary_positions(isa, bytes, ones, qs) < ones {
+            break 'scan None;
+        }
+        let end = if ones == 0 {
+            0
+        } else {
+            u64::from(qs[ones - 1]) + 1
+        };
+        quotients_from_positions(isa, &mut qs[..ones]);
+        Some(end)
+    };
+    let Some(end) = end else {
+        return Err(CodecError::truncated("Rice quotients", base + bytes.len()));
+    };
+    crate::bits::check_padding(bytes, end, base, "Rice quotient padding")
 }
 
 /// The AVX-512 unary scan: each 64-bit word's one-bit indices come from one byte compress of
@@ -146,8 +169,6 @@ pub(crate) fn unary_quotients(
 /// no positions pass.
 #[cfg(target_arch = "x86_64")]
 mod avx512_unary {
-    use crate::error::{CodecError, Result};
-    use crate::rice::{MAX_UNARY_BYTES, POSITION_SLACK};
     use std::arch::x86_64::{
         __m512i, _mm512_add_epi32, _mm512_alignr_epi32, _mm512_cvtepu8_epi32,
         _mm512_extracti32x4_epi32, _mm512_loadu_si512, _mm512_maskz_compress_epi8,
@@ -164,20 +185,11 @@ mod avx512_unary {
         t
     };
 
+    /// The quotients of the first `ones` codes into `qs` (at least `ones + POSITION_SLACK`
+    /// long); returns the bit after the `ones`-th one bit, or `None` if the stream ends first.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi2,avx2,bmi1,bmi2,lzcnt,popcnt")]
     #[inline(never)]
-    pub(super) fn quotients(
-        bytes: &[u8],
-        base: usize,
-        ones: usize,
-        qs: &mut Vec<u32>,
-    ) -> Result<()> {
-        if bytes.len() > MAX_UNARY_BYTES {
-            return Err(CodecError::corrupt("Rice quotient stream length", base));
-        }
-        if qs.len() < ones + POSITION_SLACK {
-            qs.resize(ones + POSITION_SLACK, 0);
-        }
+    pub(super) fn quotients(bytes: &[u8], ones: usize, qs: &mut [u32]) -> Option<u64> {
         // SAFETY: `IOTA` is 64 initialised bytes; `loadu` has no alignment requirement.
         let iota = unsafe { _mm512_loadu_si512(IOTA.as_ptr().cast()) };
         let one = _mm512_set1_epi32(1);
@@ -225,11 +237,12 @@ mod avx512_unary {
             at = at.wrapping_add(64);
         }
         if cnt < ones {
-            return Err(CodecError::truncated("Rice quotients", base + bytes.len()));
+            return None;
         }
-        let next = if ones == 0 {
-            0
-        } else {
+        if ones == 0 {
+            return Some(0);
+        }
+        Some({
             // The `ones`-th one is the `r`-th set bit of the last word read.
             let r = ones - (cnt - last_word.count_ones() as usize);
             let mut w = last_word;
@@ -237,8 +250,7 @@ mod avx512_unary {
                 w &= w - 1;
             }
             u64::from(last_at) + u64::from(w.trailing_zeros()) + 1
-        };
-        crate::bits::check_padding(bytes, next, base, "Rice quotient padding")
+        })
     }
 
     #[target_feature(enable = "avx512f")]
@@ -255,8 +267,8 @@ mod avx512_unary {
 /// AVX2 shuffles when the CPU has them.
 pub(crate) trait LowMerge: Copy {
     /// `dst[i] = unzigzag((q[i] << k) | low_i)` for the `k`-bit values from bit `lbit`, for a
-    /// prefix of `q` whose values are all below `lim`; returns the prefix length. Stops at the
-    /// first value of `lim` or more, or (AVX2) before the group of eight holding it.
+    /// prefix of `q` whose values are all below `lim` (≥ 1); returns the prefix length. Stops at
+    /// the first value of `lim` or more, or (vector mergers) before the group holding it.
     fn merge(self, q: &[u32], low: &[u8], lbit: u64, k: u32, lim: u32, dst: &mut [i32]) -> usize;
 }
 
@@ -281,10 +293,6 @@ pub(crate) struct Avx2Low(());
 impl LowMerge for Avx2Low {
     #[inline(always)]
     fn merge(self, q: &[u32], low: &[u8], lbit: u64, k: u32, lim: u32, dst: &mut [i32]) -> usize {
-        // With `lim = 0` (an escape threshold of 0) every value is an escape: nothing to merge.
-        if lim == 0 {
-            return 0;
-        }
         let (done, stopped) = if lbit.is_multiple_of(8) && (1..=avx2_low::MAX_K).contains(&k) {
             // SAFETY: an `Avx2Low` exists only on a CPU where `Isa::detect` found AVX2.
             unsafe { avx2_low::merge(q, (lbit / 8) as usize, low, k, lim, dst) }
@@ -316,9 +324,6 @@ pub(crate) struct Avx512Low(());
 impl LowMerge for Avx512Low {
     #[inline(always)]
     fn merge(self, q: &[u32], low: &[u8], lbit: u64, k: u32, lim: u32, dst: &mut [i32]) -> usize {
-        if lim == 0 {
-            return 0;
-        }
         let (done, stopped) = if lbit.is_multiple_of(8) && (1..=avx2_low::MAX_K).contains(&k) {
             // SAFETY: an `Avx512Low` exists only on a CPU where `Isa::detect` found AVX-512
             // with VBMI.
@@ -605,8 +610,7 @@ mod avx2_low {
         let kcount = _mm_cvtsi32_si128(k as i32);
         let mut at = start;
         let mut done = 0;
-        // The caller passes `lim ≥ 1` (with 0 it merges nothing), so `lim − 1` is the largest
-        // quotient merged here.
+        // `lim ≥ 1` (`LowMerge::merge`), so `lim − 1` is the largest quotient merged here.
         let top = _mm256_set1_epi32(lim.wrapping_sub(1) as i32);
         for (g, qg) in dst.chunks_exact_mut(8).zip(q.chunks_exact(8)) {
             let (Some(lo), Some(hi)) = (

@@ -500,8 +500,8 @@ pub(crate) fn read(
     Ok(())
 }
 
-/// Spare entries at the end of the positions buffer: the scan writes up to 63 + 8 positions
-/// past the last one it needs before it stops.
+/// Spare entries at the end of the quotients buffer: the byte-table scan writes up to 63 + 8
+/// positions past the last one it needs before it stops, the AVX-512 scan up to 64.
 pub(crate) const POSITION_SLACK: usize = 72;
 /// Longest valid quotient stream in bytes: every quotient is at most 255 zeros and a one.
 pub(crate) const MAX_UNARY_BYTES: usize = crate::block::MAX_BLOCK_SAMPLES * 256 / 8;
@@ -525,27 +525,16 @@ static BYTE_ONES: [[u32; 8]; 256] = {
     t
 };
 
-/// Bit positions of the first `ones` one bits of the quotient stream, into `pos[..ones]`.
+/// Bit positions of the first `ones` one bits of the quotient stream, into `pos[..ones]`
+/// (`pos` holds at least `ones + POSITION_SLACK` entries); returns how many ones it found
+/// (`ones` or more, or fewer when the stream ends first). The caller checks the stream.
 ///
 /// Byte by byte through a table: each byte writes its eight table entries plus the byte's bit
 /// offset unconditionally (one widening load, add and store; entries past the byte's ones are
 /// overwritten by the next byte or land in the slack) and advances by its popcount, so the scan
-/// has no branch per quotient. The stream must end, zero-padded, right after the `ones`-th one.
+/// has no branch per quotient.
 #[inline(always)]
-pub(crate) fn positions_body(
-    bytes: &[u8],
-    base: usize,
-    ones: usize,
-    pos: &mut Vec<u32>,
-) -> Result<()> {
-    if bytes.len() > MAX_UNARY_BYTES {
-        return Err(CodecError::corrupt("Rice quotient stream length", base));
-    }
-    // Grown, never cleared: every entry below the count found is written before it is read, so
-    // zero-filling 32 KiB per block would be wasted.
-    if pos.len() < ones + POSITION_SLACK {
-        pos.resize(ones + POSITION_SLACK, 0);
-    }
+pub(crate) fn positions_body(bytes: &[u8], ones: usize, pos: &mut [u32]) -> usize {
     let flatten = |pos: &mut [u32], w: u64, at: u32, cnt: &mut usize| {
         if w == 0 {
             return;
@@ -587,15 +576,7 @@ pub(crate) fn positions_body(
             flatten(pos, bits::load_u64_padded(rest, 0), at, &mut cnt);
         }
     }
-    if cnt < ones {
-        return Err(CodecError::truncated("Rice quotients", base + bytes.len()));
-    }
-    let next = if ones == 0 {
-        0
-    } else {
-        u64::from(pos[ones - 1]) + 1
-    };
-    bits::check_padding(bytes, next, base, "Rice quotient padding")
+    cnt
 }
 
 /// Turns positions of one bits (`pos[i]`, increasing) into the zeros before each one, in place:
@@ -661,14 +642,18 @@ pub(crate) fn merge_body<L: crate::dispatch::LowMerge>(
         // overflowing quotient) is resolved here, a few values at a time.
         let mut i = 0;
         while i < len {
-            i += lows.merge(
-                &q[i..],
-                low,
-                lbit + i as u64 * u64::from(k),
-                k,
-                lim,
-                &mut dst[i..],
-            );
+            // With `lim = 0` (an escape threshold of 0) every value is an escape and the
+            // merger, which takes `lim ≥ 1`, has nothing to do.
+            if lim > 0 {
+                i += lows.merge(
+                    &q[i..],
+                    low,
+                    lbit + i as u64 * u64::from(k),
+                    k,
+                    lim,
+                    &mut dst[i..],
+                );
+            }
             if i == len {
                 break;
             }
