@@ -8,16 +8,16 @@
 //! functions so each hot loop keeps its state in registers. The decoder steps that LLVM does
 //! not vectorise well are written with intrinsics instead: the segmented-LPC transposes and
 //! recurrence (`avx2_lanes`), the Rice low-bit merge (`avx2_low`, a byte shuffle per eight
-//! values) and, on CPUs with AVX-512 VBMI/VBMI2, the unary scan (`avx512_unary`, a byte compress per 64-bit
-//! word), the low-bit merge sixteen values at a time (`avx512_low`, a byte permute) and lookups
-//! in tables of up to 128 values (`avx512_table`, held in registers).
+//! values) and, on CPUs with AVX-512 VBMI/VBMI2, the unary scan (`avx512_unary`, a byte
+//! compress per 64-bit word), the low-bit merge sixteen values at a time (`avx512_low`, a byte
+//! permute) and lookups in tables of up to 128 values (`avx512_table`, held in registers).
 //!
 //! This module holds the crate's only `unsafe`: calling a `#[target_feature]` function requires
 //! the caller to guarantee the CPU has those features. The guarantee is the [`Isa`] token, whose
 //! flags can only be set by [`Isa::detect`] after checking each feature (and [`Avx2Low`] and
-//! [`Avx512Low`], which only this module can make, after checking the token). The intrinsic kernels' unaligned loads
-//! and stores take raw pointers; each goes through a helper that takes a checked fixed-size
-//! array first.
+//! [`Avx512Low`], which only this module can make, after checking the token). The intrinsic
+//! kernels touch memory only through `mem`'s unaligned loads and stores, which take the first
+//! 16, 32 or 64 bytes of a checked slice.
 #![allow(unsafe_code)]
 
 use crate::error::{CodecError, Result};
@@ -169,10 +169,10 @@ pub(crate) fn unary_quotients(
 /// no positions pass.
 #[cfg(target_arch = "x86_64")]
 mod avx512_unary {
+    use super::mem::{load512, store512};
     use std::arch::x86_64::{
-        __m512i, _mm512_add_epi32, _mm512_alignr_epi32, _mm512_cvtepu8_epi32,
-        _mm512_extracti32x4_epi32, _mm512_loadu_si512, _mm512_maskz_compress_epi8,
-        _mm512_set1_epi32, _mm512_storeu_si512, _mm512_sub_epi32,
+        _mm512_add_epi32, _mm512_alignr_epi32, _mm512_cvtepu8_epi32, _mm512_extracti32x4_epi32,
+        _mm512_maskz_compress_epi8, _mm512_set1_epi32, _mm512_sub_epi32,
     };
 
     static IOTA: [u8; 64] = {
@@ -190,8 +190,7 @@ mod avx512_unary {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi2,avx2,bmi1,bmi2,lzcnt,popcnt")]
     #[inline(never)]
     pub(super) fn quotients(bytes: &[u8], ones: usize, qs: &mut [u32]) -> Option<u64> {
-        // SAFETY: `IOTA` is 64 initialised bytes; `loadu` has no alignment requirement.
-        let iota = unsafe { _mm512_loadu_si512(IOTA.as_ptr().cast()) };
+        let iota = load512(&IOTA);
         let one = _mm512_set1_epi32(1);
         // Lane 15 holds the position of the previous one bit (−1 before the first).
         let mut prev = _mm512_set1_epi32(-1);
@@ -224,7 +223,7 @@ mod avx512_unary {
                     let cur = _mm512_add_epi32(_mm512_cvtepu8_epi32(b), bias);
                     let before = _mm512_alignr_epi32::<15>(cur, prev);
                     let q = _mm512_sub_epi32(_mm512_sub_epi32(cur, before), one);
-                    store16(&mut qs[cnt + 16 * j..], q);
+                    store512(&mut qs[cnt + 16 * j..], q);
                     prev = cur;
                     j += 1;
                 }
@@ -251,15 +250,6 @@ mod avx512_unary {
             }
             u64::from(last_at) + u64::from(w.trailing_zeros()) + 1
         })
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn store16(d: &mut [u32], v: __m512i) {
-        let d: &mut [u32; 16] = (&mut d[..16]).try_into().expect("16 values");
-        // SAFETY: `d` is 16 writable `u32` (64 bytes) borrowed mutably; `storeu` has no
-        // alignment requirement.
-        unsafe { _mm512_storeu_si512(d.as_mut_ptr().cast(), v) }
     }
 }
 
@@ -293,7 +283,7 @@ pub(crate) struct Avx2Low(());
 impl LowMerge for Avx2Low {
     #[inline(always)]
     fn merge(self, q: &[u32], low: &[u8], lbit: u64, k: u32, lim: u32, dst: &mut [i32]) -> usize {
-        let (done, stopped) = if lbit.is_multiple_of(8) && (1..=avx2_low::MAX_K).contains(&k) {
+        let (done, stopped) = if lbit.is_multiple_of(8) && (1..=LOW_MAX_K).contains(&k) {
             // SAFETY: an `Avx2Low` exists only on a CPU where `Isa::detect` found AVX2.
             unsafe { avx2_low::merge(q, (lbit / 8) as usize, low, k, lim, dst) }
         } else {
@@ -324,7 +314,7 @@ pub(crate) struct Avx512Low(());
 impl LowMerge for Avx512Low {
     #[inline(always)]
     fn merge(self, q: &[u32], low: &[u8], lbit: u64, k: u32, lim: u32, dst: &mut [i32]) -> usize {
-        let (done, stopped) = if lbit.is_multiple_of(8) && (1..=avx2_low::MAX_K).contains(&k) {
+        let (done, stopped) = if lbit.is_multiple_of(8) && (1..=LOW_MAX_K).contains(&k) {
             // SAFETY: an `Avx512Low` exists only on a CPU where `Isa::detect` found AVX-512
             // with VBMI.
             unsafe { avx512_low::merge(q, (lbit / 8) as usize, low, k, lim, dst) }
@@ -420,51 +410,130 @@ pub(crate) fn rice_merge(
     baseline(pos, low, ks, size, q_esc, exc, out, base)
 }
 
+/// Widest Rice parameter the vector low-bit mergers take: a value starts at most 7 bits into
+/// its first byte and must end within that byte's 32-bit window.
+#[cfg(target_arch = "x86_64")]
+const LOW_MAX_K: u32 = 25;
+
+/// For a vector merger that loads `per_load` values of `k` bits at a time (each load starting
+/// at the byte that holds its first value), the bit of its load at which value `j` starts.
+#[cfg(target_arch = "x86_64")]
+const fn lane_bit(k: usize, j: usize, per_load: usize) -> usize {
+    j * k - (j / per_load * per_load * k / 8) * 8
+}
+
+/// Per `k`, the byte shuffle (or permute) indices that bring the four bytes holding each of
+/// `B / 4` values into its 32-bit lane, for loads of `per_load` values.
+#[cfg(target_arch = "x86_64")]
+const fn lane_bytes<const B: usize>(per_load: usize) -> [[u8; B]; LOW_MAX_K as usize + 1] {
+    let mut t = [[0u8; B]; LOW_MAX_K as usize + 1];
+    let mut k = 1;
+    while k <= LOW_MAX_K as usize {
+        let mut j = 0;
+        while j < B / 4 {
+            let mut b = 0;
+            while b < 4 {
+                t[k][4 * j + b] = (lane_bit(k, j, per_load) / 8 + b) as u8;
+                b += 1;
+            }
+            j += 1;
+        }
+        k += 1;
+    }
+    t
+}
+
+/// Per `k`, the right shift that aligns each of `L` values in its lane after [`lane_bytes`].
+#[cfg(target_arch = "x86_64")]
+const fn lane_shifts<const L: usize>(per_load: usize) -> [[u32; L]; LOW_MAX_K as usize + 1] {
+    let mut t = [[0u32; L]; LOW_MAX_K as usize + 1];
+    let mut k = 1;
+    while k <= LOW_MAX_K as usize {
+        let mut j = 0;
+        while j < L {
+            t[k][j] = (lane_bit(k, j, per_load) % 8) as u32;
+            j += 1;
+        }
+        k += 1;
+    }
+    t
+}
+
+/// Unaligned vector loads and stores through checked slices: the intrinsic kernels' only
+/// memory accesses, so each is argued once, here. Each takes the first 16, 32 or 64 bytes of
+/// its slice and panics if the slice is shorter.
+#[cfg(target_arch = "x86_64")]
+mod mem {
+    use std::arch::x86_64::{
+        __m128i, __m256i, __m512i, _mm_loadu_si128, _mm256_loadu_si256, _mm256_storeu_si256,
+        _mm512_loadu_si512, _mm512_storeu_si512,
+    };
+
+    /// Plain integers: every bit pattern is a valid value, so a vector may be stored over them.
+    pub(super) trait Plain: Copy {}
+    impl Plain for u8 {}
+    impl Plain for u32 {}
+    impl Plain for i32 {}
+
+    #[inline]
+    pub(super) fn load128<T: Plain>(s: &[T]) -> __m128i {
+        let s = &s[..16 / size_of::<T>()];
+        // SAFETY: `s` is 16 initialised bytes; `loadu` has no alignment requirement.
+        unsafe { _mm_loadu_si128(s.as_ptr().cast()) }
+    }
+
+    #[target_feature(enable = "avx")]
+    #[inline]
+    pub(super) fn load256<T: Plain>(s: &[T]) -> __m256i {
+        let s = &s[..32 / size_of::<T>()];
+        // SAFETY: `s` is 32 initialised bytes; `loadu` has no alignment requirement.
+        unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
+    }
+
+    #[target_feature(enable = "avx")]
+    #[inline]
+    pub(super) fn store256<T: Plain>(d: &mut [T], v: __m256i) {
+        let d = &mut d[..32 / size_of::<T>()];
+        // SAFETY: `d` is 32 bytes borrowed mutably, of a type any bits are valid for; `storeu`
+        // has no alignment requirement.
+        unsafe { _mm256_storeu_si256(d.as_mut_ptr().cast(), v) }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) fn load512<T: Plain>(s: &[T]) -> __m512i {
+        let s = &s[..64 / size_of::<T>()];
+        // SAFETY: `s` is 64 initialised bytes; `loadu` has no alignment requirement.
+        unsafe { _mm512_loadu_si512(s.as_ptr().cast()) }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) fn store512<T: Plain>(d: &mut [T], v: __m512i) {
+        let d = &mut d[..64 / size_of::<T>()];
+        // SAFETY: `d` is 64 bytes borrowed mutably, of a type any bits are valid for; `storeu`
+        // has no alignment requirement.
+        unsafe { _mm512_storeu_si512(d.as_mut_ptr().cast(), v) }
+    }
+}
+
 /// The AVX-512 low-bit merge: sixteen `k`-bit values at a time from one 64-byte load, pulled
 /// into 32-bit lanes by one byte permute (VBMI) and aligned by a per-lane shift; quotients are
 /// checked against the limit by one compare into a mask.
 #[cfg(target_arch = "x86_64")]
 mod avx512_low {
-    use super::avx2_low::MAX_K;
+    use super::LOW_MAX_K as MAX_K;
+    use super::mem::{load512, store512};
     use std::arch::x86_64::{
-        __m512i, _mm_cvtsi32_si128, _mm512_and_si512, _mm512_cmpge_epu32_mask, _mm512_loadu_si512,
-        _mm512_or_si512, _mm512_permutexvar_epi8, _mm512_set1_epi32, _mm512_setzero_si512,
-        _mm512_sll_epi32, _mm512_srli_epi32, _mm512_srlv_epi32, _mm512_storeu_si512,
-        _mm512_sub_epi32, _mm512_xor_si512,
+        _mm_cvtsi32_si128, _mm512_and_si512, _mm512_cmpge_epu32_mask, _mm512_or_si512,
+        _mm512_permutexvar_epi8, _mm512_set1_epi32, _mm512_setzero_si512, _mm512_sll_epi32,
+        _mm512_srli_epi32, _mm512_srlv_epi32, _mm512_sub_epi32, _mm512_xor_si512,
     };
 
     /// Per `k` and lane (value `j` of sixteen): the four bytes holding the value, and the bit
     /// shift that aligns it.
-    static PERMUTES: [[u8; 64]; MAX_K as usize + 1] = {
-        let mut t = [[0u8; 64]; MAX_K as usize + 1];
-        let mut k = 1;
-        while k <= MAX_K as usize {
-            let mut j = 0;
-            while j < 16 {
-                let mut b = 0;
-                while b < 4 {
-                    t[k][4 * j + b] = (j * k / 8 + b) as u8;
-                    b += 1;
-                }
-                j += 1;
-            }
-            k += 1;
-        }
-        t
-    };
-    static SHIFTS: [[u32; 16]; MAX_K as usize + 1] = {
-        let mut t = [[0u32; 16]; MAX_K as usize + 1];
-        let mut k = 1;
-        while k <= MAX_K as usize {
-            let mut j = 0;
-            while j < 16 {
-                t[k][j] = (j * k % 8) as u32;
-                j += 1;
-            }
-            k += 1;
-        }
-        t
-    };
+    static PERMUTES: [[u8; 64]; MAX_K as usize + 1] = super::lane_bytes::<64>(16);
+    static SHIFTS: [[u32; 16]; MAX_K as usize + 1] = super::lane_shifts::<16>(16);
 
     /// Merges groups of sixteen from byte `start` of `low` while a group's 64-byte load stays
     /// inside `low`; returns how many values it merged and whether it stopped before a group
@@ -480,8 +549,8 @@ mod avx512_low {
     ) -> (usize, bool) {
         debug_assert!((1..=MAX_K).contains(&k) && lim >= 1);
         let ku = k as usize;
-        let perm = load_bytes(&PERMUTES[ku]);
-        let shifts = load_u32(&SHIFTS[ku]);
+        let perm = load512(&PERMUTES[ku]);
+        let shifts = load512(&SHIFTS[ku]);
         let mask = _mm512_set1_epi32(((1u64 << k) - 1) as i32);
         let one = _mm512_set1_epi32(1);
         let zero = _mm512_setzero_si512();
@@ -493,44 +562,22 @@ mod avx512_low {
             let Some(win) = low.get(at..at + 64) else {
                 break;
             };
-            let qv = load_u32(qg.try_into().expect("16 values"));
+            let qv = load512(qg);
             if _mm512_cmpge_epu32_mask(qv, limv) != 0 {
                 return (done, true);
             }
-            let v = _mm512_permutexvar_epi8(perm, load_bytes(win.try_into().expect("64 bytes")));
+            let v = _mm512_permutexvar_epi8(perm, load512(win));
             let l = _mm512_and_si512(_mm512_srlv_epi32(v, shifts), mask);
             let u = _mm512_or_si512(_mm512_sll_epi32(qv, kcount), l);
             let r = _mm512_xor_si512(
                 _mm512_srli_epi32::<1>(u),
                 _mm512_sub_epi32(zero, _mm512_and_si512(u, one)),
             );
-            store_i32(g.try_into().expect("16 values"), r);
+            store512(g, r);
             at += 2 * ku;
             done += 16;
         }
         (done, false)
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn load_bytes(s: &[u8; 64]) -> __m512i {
-        // SAFETY: `s` is 64 initialised bytes; `loadu` has no alignment requirement.
-        unsafe { _mm512_loadu_si512(s.as_ptr().cast()) }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn load_u32(s: &[u32; 16]) -> __m512i {
-        // SAFETY: `s` is 16 initialised `u32` (64 bytes); `loadu` has no alignment requirement.
-        unsafe { _mm512_loadu_si512(s.as_ptr().cast()) }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn store_i32(d: &mut [i32; 16], v: __m512i) {
-        // SAFETY: `d` is 16 writable `i32` (64 bytes) borrowed mutably; `storeu` has no
-        // alignment requirement.
-        unsafe { _mm512_storeu_si512(d.as_mut_ptr().cast(), v) }
     }
 }
 
@@ -540,53 +587,20 @@ mod avx512_low {
 /// result un-zig-zagged, all in registers.
 #[cfg(target_arch = "x86_64")]
 mod avx2_low {
+    use super::LOW_MAX_K as MAX_K;
+    use super::mem::{load128, load256, store256};
     use std::arch::x86_64::{
-        __m256i, _mm_cvtsi32_si128, _mm_loadu_si128, _mm256_and_si256, _mm256_cmpeq_epi32,
-        _mm256_loadu_si256, _mm256_max_epu32, _mm256_movemask_epi8, _mm256_or_si256,
-        _mm256_set_m128i, _mm256_set1_epi32, _mm256_setzero_si256, _mm256_shuffle_epi8,
-        _mm256_sll_epi32, _mm256_srli_epi32, _mm256_srlv_epi32, _mm256_storeu_si256,
-        _mm256_sub_epi32, _mm256_xor_si256,
+        _mm_cvtsi32_si128, _mm256_and_si256, _mm256_cmpeq_epi32, _mm256_max_epu32,
+        _mm256_movemask_epi8, _mm256_or_si256, _mm256_set_m128i, _mm256_set1_epi32,
+        _mm256_setzero_si256, _mm256_shuffle_epi8, _mm256_sll_epi32, _mm256_srli_epi32,
+        _mm256_srlv_epi32, _mm256_sub_epi32, _mm256_xor_si256,
     };
-
-    /// Widest `k` handled here: a value starts at most 7 bits into its first byte and must end
-    /// within that byte's 32-bit window.
-    pub(super) const MAX_K: u32 = 25;
 
     /// Per `k` and lane (value `j` of a group of eight): the byte shuffle that brings the four
     /// bytes holding the value into the lane (values 0–3 from the group's first byte, 4–7 from
     /// byte `⌊4k/8⌋`), and the bit shift that then aligns it.
-    static SHUFFLES: [[u8; 32]; MAX_K as usize + 1] = {
-        let mut t = [[0u8; 32]; MAX_K as usize + 1];
-        let mut k = 1;
-        while k <= MAX_K as usize {
-            let mut j = 0;
-            while j < 8 {
-                let rel = j * k - if j < 4 { 0 } else { 8 * (4 * k / 8) };
-                let mut b = 0;
-                while b < 4 {
-                    t[k][4 * j + b] = (rel / 8 + b) as u8;
-                    b += 1;
-                }
-                j += 1;
-            }
-            k += 1;
-        }
-        t
-    };
-    static SHIFTS: [[u32; 8]; MAX_K as usize + 1] = {
-        let mut t = [[0u32; 8]; MAX_K as usize + 1];
-        let mut k = 1;
-        while k <= MAX_K as usize {
-            let mut j = 0;
-            while j < 8 {
-                let rel = j * k - if j < 4 { 0 } else { 8 * (4 * k / 8) };
-                t[k][j] = (rel % 8) as u32;
-                j += 1;
-            }
-            k += 1;
-        }
-        t
-    };
+    static SHUFFLES: [[u8; 32]; MAX_K as usize + 1] = super::lane_bytes::<32>(4);
+    static SHIFTS: [[u32; 8]; MAX_K as usize + 1] = super::lane_shifts::<8>(4);
 
     /// Merges whole groups of eight from byte `start` of `low` while both 16-byte loads of a
     /// group stay inside `low`; returns how many values of `dst` it merged (a multiple of 8).
@@ -602,8 +616,8 @@ mod avx2_low {
         debug_assert!((1..=MAX_K).contains(&k) && lim >= 1);
         let ku = k as usize;
         let hi_byte = 4 * ku / 8;
-        let shuf = load_bytes(&SHUFFLES[ku]);
-        let shifts = load_u32(&SHIFTS[ku]);
+        let shuf = load256(&SHUFFLES[ku]);
+        let shifts = load256(&SHIFTS[ku]);
         let mask = _mm256_set1_epi32(((1u64 << k) - 1) as i32);
         let one = _mm256_set1_epi32(1);
         let zero = _mm256_setzero_si256();
@@ -619,13 +633,12 @@ mod avx2_low {
             ) else {
                 break;
             };
-            let v = _mm256_set_m128i(load16(hi), load16(lo));
+            let v = _mm256_set_m128i(load128(hi), load128(lo));
             let l = _mm256_and_si256(
                 _mm256_srlv_epi32(_mm256_shuffle_epi8(v, shuf), shifts),
                 mask,
             );
-            let g: &mut [i32; 8] = g.try_into().expect("8 values");
-            let qv = load_u32(qg.try_into().expect("8 values"));
+            let qv = load256(qg);
             let below = _mm256_cmpeq_epi32(_mm256_max_epu32(qv, top), top);
             if _mm256_movemask_epi8(below) != -1 {
                 return (done, true);
@@ -635,41 +648,11 @@ mod avx2_low {
                 _mm256_srli_epi32::<1>(u),
                 _mm256_sub_epi32(zero, _mm256_and_si256(u, one)),
             );
-            store_i32(g, r);
+            store256(g, r);
             at += ku;
             done += 8;
         }
         (done, false)
-    }
-
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn load_u32(s: &[u32; 8]) -> __m256i {
-        // SAFETY: `s` is 8 initialised `u32` (32 bytes); `loadu` has no alignment requirement.
-        unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
-    }
-
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn load16(s: &[u8]) -> std::arch::x86_64::__m128i {
-        let s: &[u8; 16] = s.try_into().expect("16 bytes");
-        // SAFETY: `s` is 16 initialised bytes; `loadu` has no alignment requirement.
-        unsafe { _mm_loadu_si128(s.as_ptr().cast()) }
-    }
-
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn load_bytes(s: &[u8; 32]) -> __m256i {
-        // SAFETY: `s` is 32 initialised bytes; `loadu` has no alignment requirement.
-        unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
-    }
-
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn store_i32(d: &mut [i32; 8], v: __m256i) {
-        // SAFETY: `d` is 8 writable `i32` (32 bytes) borrowed mutably; `storeu` has no
-        // alignment requirement.
-        unsafe { _mm256_storeu_si256(d.as_mut_ptr().cast(), v) }
     }
 }
 
@@ -720,11 +703,11 @@ fn lanes_baseline(coefs: &[i32], shift: u32, l: usize, out: &mut [i32], rows: &m
 #[cfg(target_arch = "x86_64")]
 mod avx2_lanes {
     use super::LANES;
+    use super::mem::{load256, store256};
     use std::arch::x86_64::{
-        __m128i, __m256i, _mm_cvtsi32_si128, _mm256_add_epi32, _mm256_loadu_si256,
-        _mm256_mullo_epi32, _mm256_permute2x128_si256, _mm256_set1_epi32, _mm256_setzero_si256,
-        _mm256_sra_epi32, _mm256_storeu_si256, _mm256_unpackhi_epi32, _mm256_unpackhi_epi64,
-        _mm256_unpacklo_epi32, _mm256_unpacklo_epi64,
+        __m128i, __m256i, _mm_cvtsi32_si128, _mm256_add_epi32, _mm256_mullo_epi32,
+        _mm256_permute2x128_si256, _mm256_set1_epi32, _mm256_setzero_si256, _mm256_sra_epi32,
+        _mm256_unpackhi_epi32, _mm256_unpackhi_epi64, _mm256_unpacklo_epi32, _mm256_unpacklo_epi64,
     };
 
     /// Highest order run by the fused kernel. Above it, its history, coefficients and tile no
@@ -770,7 +753,7 @@ mod avx2_lanes {
     #[inline]
     fn gather_row(out: &[i32], l: usize, t: usize) -> __m256i {
         let row: [i32; LANES] = std::array::from_fn(|j| out[j * l + t]);
-        load8(&row)
+        load256(&row)
     }
 
     /// Writes a row back as sample `t` of each segment.
@@ -778,7 +761,7 @@ mod avx2_lanes {
     #[inline]
     fn scatter_row(out: &mut [i32], l: usize, t: usize, v: __m256i) {
         let mut row = [0i32; LANES];
-        store8(&mut row, v);
+        store256(&mut row, v);
         for (j, &x) in row.iter().enumerate() {
             out[j * l + t] = x;
         }
@@ -833,13 +816,13 @@ mod avx2_lanes {
         }
         for b in first..tiles {
             let t0 = b * LANES;
-            let r = transpose(std::array::from_fn(|j| load8(&out[j * l + t0..])));
+            let r = transpose(std::array::from_fn(|j| load256(&out[j * l + t0..])));
             let mut y = [_mm256_setzero_si256(); LANES];
             for i in 0..LANES {
                 y[i] = step(&cb, sh, &mut h, r[i]);
             }
             for (j, &v) in transpose(y).iter().enumerate() {
-                store8(&mut out[j * l + t0..], v);
+                store256(&mut out[j * l + t0..], v);
             }
         }
         for t in (tiles * LANES).max(lead)..l {
@@ -857,11 +840,11 @@ mod avx2_lanes {
             let t0 = b * LANES;
             let mut r = [_mm256_setzero_si256(); 8];
             for (j, v) in r.iter_mut().enumerate() {
-                *v = load8(&out[j * l + t0..]);
+                *v = load256(&out[j * l + t0..]);
             }
             let c = transpose(r);
             for (i, &v) in c.iter().enumerate() {
-                store8(&mut rows[t0 + i], v);
+                store256(&mut rows[t0 + i], v);
             }
         }
         for (j, seg) in out[..LANES * l].chunks_exact(l).enumerate() {
@@ -894,32 +877,13 @@ mod avx2_lanes {
             let t0 = b * LANES;
             let mut r = [_mm256_setzero_si256(); 8];
             for (i, v) in r.iter_mut().enumerate() {
-                *v = load8(&rows[t0 + i]);
+                *v = load256(&rows[t0 + i]);
             }
             let c = transpose(r);
             for (j, &v) in c.iter().enumerate() {
-                store8(&mut out[j * l + t0..], v);
+                store256(&mut out[j * l + t0..], v);
             }
         }
-    }
-
-    /// Loads eight `i32` from the start of `s`.
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn load8(s: &[i32]) -> __m256i {
-        let s: &[i32; 8] = s[..8].try_into().expect("8 values");
-        // SAFETY: `s` is 8 initialised `i32` (32 bytes); `loadu` has no alignment requirement.
-        unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
-    }
-
-    /// Stores eight `i32` to the start of `d`.
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    fn store8(d: &mut [i32], v: __m256i) {
-        let d: &mut [i32; 8] = (&mut d[..8]).try_into().expect("8 values");
-        // SAFETY: `d` is 8 writable `i32` (32 bytes) borrowed mutably; `storeu` has no alignment
-        // requirement.
-        unsafe { _mm256_storeu_si256(d.as_mut_ptr().cast(), v) }
     }
 
     /// Transposes the 8×8 tile whose rows are `r`.
@@ -981,10 +945,10 @@ pub(crate) fn table(isa: Isa, out: &mut [i32], values: &[i32]) -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512_table {
+    use super::mem::{load512, store512};
     use std::arch::x86_64::{
-        __m512i, _mm512_cmpeq_epi32_mask, _mm512_cmpge_epu32_mask, _mm512_loadu_si512,
-        _mm512_mask_mov_epi32, _mm512_permutex2var_epi32, _mm512_set1_epi32, _mm512_setzero_si512,
-        _mm512_srli_epi32, _mm512_storeu_si512,
+        __m512i, _mm512_cmpeq_epi32_mask, _mm512_cmpge_epu32_mask, _mm512_mask_mov_epi32,
+        _mm512_permutex2var_epi32, _mm512_set1_epi32, _mm512_setzero_si512, _mm512_srli_epi32,
     };
 
     /// Largest table looked up in registers: four pairs of 16-value vectors (above that the
@@ -997,13 +961,13 @@ mod avx512_table {
         debug_assert!(!values.is_empty() && values.len() <= MAX_LEN);
         let mut padded = [0i32; MAX_LEN];
         padded[..values.len()].copy_from_slice(values);
-        let tab: [__m512i; MAX_LEN / 16] = std::array::from_fn(|i| load16(&padded[16 * i..]));
+        let tab: [__m512i; MAX_LEN / 16] = std::array::from_fn(|i| load512(&padded[16 * i..]));
         let pairs = values.len().div_ceil(32);
         let len = _mm512_set1_epi32(values.len() as i32);
         let mut bad = 0u16;
         let mut groups = out.chunks_exact_mut(16);
         for g in &mut groups {
-            let idx = load16(g);
+            let idx = load512(g);
             // Unsigned, so negative indices count as too large.
             bad |= _mm512_cmpge_epu32_mask(idx, len);
             let hi = _mm512_srli_epi32::<5>(idx);
@@ -1015,7 +979,7 @@ mod avx512_table {
                 let m = _mm512_cmpeq_epi32_mask(hi, _mm512_set1_epi32(p as i32));
                 x = _mm512_mask_mov_epi32(x, m, v);
             }
-            store16(g, x);
+            store512(g, x);
         }
         if bad != 0 {
             return false;
@@ -1028,23 +992,6 @@ mod avx512_table {
             *v = values[*v as u32 as usize];
         }
         true
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn load16(s: &[i32]) -> __m512i {
-        let s: &[i32; 16] = s[..16].try_into().expect("16 values");
-        // SAFETY: `s` is 16 initialised `i32` (64 bytes); `loadu` has no alignment requirement.
-        unsafe { _mm512_loadu_si512(s.as_ptr().cast()) }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn store16(d: &mut [i32], v: __m512i) {
-        let d: &mut [i32; 16] = (&mut d[..16]).try_into().expect("16 values");
-        // SAFETY: `d` is 16 writable `i32` (64 bytes) borrowed mutably; `storeu` has no
-        // alignment requirement.
-        unsafe { _mm512_storeu_si512(d.as_mut_ptr().cast(), v) }
     }
 }
 
