@@ -164,15 +164,15 @@ pub(crate) fn unary_quotients(
 }
 
 /// The AVX-512 unary scan: each 64-bit word's one-bit indices come from one byte compress of
-/// 0..64 under the word as mask, are widened sixteen at a time and differenced against the
-/// previous one's position, so quotients are written directly, with no per-quotient branch and
-/// no positions pass.
+/// 0..64 under the word as mask. They are kept as bytes, modulo 256, stored unconditionally a
+/// batch of words at a time, then differenced and widened sixteen at a time into quotients: no
+/// branch per quotient or per word, and only one per batch.
 #[cfg(target_arch = "x86_64")]
 mod avx512_unary {
-    use super::mem::{load512, store512};
+    use super::mem::{load128, load512, store512};
     use std::arch::x86_64::{
-        _mm512_add_epi32, _mm512_alignr_epi32, _mm512_cvtepu8_epi32, _mm512_extracti32x4_epi32,
-        _mm512_maskz_compress_epi8, _mm512_set1_epi32, _mm512_sub_epi32,
+        _mm_add_epi8, _mm_set1_epi8, _mm_sub_epi8, _mm512_add_epi8, _mm512_cvtepu8_epi32,
+        _mm512_maskz_compress_epi8, _mm512_set1_epi8,
     };
 
     static IOTA: [u8; 64] = {
@@ -185,28 +185,120 @@ mod avx512_unary {
         t
     };
 
+    /// Words compressed per batch before their positions become quotients.
+    const BATCH: usize = 8;
+
     /// The quotients of the first `ones` codes into `qs` (at least `ones + POSITION_SLACK`
     /// long); returns the bit after the `ones`-th one bit, or `None` if the stream ends first.
+    ///
+    /// Positions are kept modulo 256, as bytes: a batch of words is compressed into a byte
+    /// buffer with one unconditional 64-byte store per word, then the buffer is differenced and
+    /// widened sixteen at a time. The byte differences are the quotients exactly while no gap
+    /// between one bits reaches 256 zeros; such a gap spans at least three all-zero words, and
+    /// a stream holding three in a row (a gap of 192 zeros or more, so never in a valid block
+    /// whose escape threshold is below 192) is scanned again exactly, by `quotients_exact`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi2,avx2,bmi1,bmi2,lzcnt,popcnt")]
     #[inline(never)]
     pub(super) fn quotients(bytes: &[u8], ones: usize, qs: &mut [u32]) -> Option<u64> {
+        let iota = load512(&IOTA);
+        // `buf[0]` is the previous batch's last position (−1 before the first); the batch's
+        // positions follow.
+        let mut buf = [0u8; 1 + 64 * BATCH + 64];
+        buf[0] = u8::MAX;
+        let mut cnt = 0usize;
+        let mut zero_run = 0u32;
+        let words = bytes.len().div_ceil(8);
+        let mut wi = 0;
+        while wi < words && cnt < ones {
+            let batch_end = (wi + BATCH).min(words);
+            let first = wi;
+            let mut n = 0usize;
+            while wi < batch_end {
+                let w = word(bytes, wi);
+                let bias = _mm512_set1_epi8(((wi * 64) & 0xff) as u8 as i8);
+                let idx = _mm512_add_epi8(_mm512_maskz_compress_epi8(w, iota), bias);
+                store512(&mut buf[1 + n..], idx);
+                n += w.count_ones() as usize;
+                zero_run = if w == 0 { zero_run + 1 } else { 0 };
+                if zero_run >= 3 {
+                    return quotients_exact(bytes, ones, qs);
+                }
+                wi += 1;
+            }
+            // Only what is needed is widened, so stores stay within `ones` + 15.
+            let take = n.min(ones - cnt);
+            widen_differences(&buf, take, &mut qs[cnt..]);
+            if cnt + n >= ones {
+                return Some(end_bit(bytes, first, ones - cnt));
+            }
+            buf[0] = buf[n];
+            cnt += n;
+        }
+        if ones == 0 { Some(0) } else { None }
+    }
+
+    /// `qs[j] = buf[j + 1] − buf[j] − 1` (modulo 256, widened) for `j < len`, sixteen at a
+    /// time (up to fifteen more are written).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[inline]
+    fn widen_differences(buf: &[u8], len: usize, qs: &mut [u32]) {
+        let minus_one = _mm_set1_epi8(-1);
+        let mut j = 0;
+        while j < len {
+            let before = load128(&buf[j..]);
+            let cur = load128(&buf[j + 1..]);
+            let q = _mm_add_epi8(_mm_sub_epi8(cur, before), minus_one);
+            store512(&mut qs[j..], _mm512_cvtepu8_epi32(q));
+            j += 16;
+        }
+    }
+
+    /// Word `wi` of the stream, zero-padded past its end.
+    #[inline(always)]
+    fn word(bytes: &[u8], wi: usize) -> u64 {
+        match bytes.get(wi * 8..wi * 8 + 8) {
+            Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")),
+            None => crate::bits::load_u64_padded(bytes, wi * 8),
+        }
+    }
+
+    /// The bit after the `r`-th (≥ 1) one bit counted from word `wi`.
+    fn end_bit(bytes: &[u8], mut wi: usize, mut r: usize) -> u64 {
+        loop {
+            let mut w = word(bytes, wi);
+            let c = w.count_ones() as usize;
+            if r <= c {
+                for _ in 1..r {
+                    w &= w - 1;
+                }
+                return wi as u64 * 64 + u64::from(w.trailing_zeros()) + 1;
+            }
+            r -= c;
+            wi += 1;
+        }
+    }
+
+    /// The exact scan, for streams with gaps of 256 zeros or more: positions as 32-bit
+    /// integers, widened sixteen at a time and differenced against the previous one's.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi2,avx2,bmi1,bmi2,lzcnt,popcnt")]
+    #[inline(never)]
+    fn quotients_exact(bytes: &[u8], ones: usize, qs: &mut [u32]) -> Option<u64> {
+        use std::arch::x86_64::{
+            _mm512_add_epi32, _mm512_alignr_epi32, _mm512_extracti32x4_epi32, _mm512_set1_epi32,
+            _mm512_sub_epi32,
+        };
         let iota = load512(&IOTA);
         let one = _mm512_set1_epi32(1);
         // Lane 15 holds the position of the previous one bit (−1 before the first).
         let mut prev = _mm512_set1_epi32(-1);
         let mut cnt = 0usize;
         let mut at = 0u32;
-        let mut last_word = 0u64;
-        let mut last_at = 0u32;
         let words = bytes.len().div_ceil(8);
         for wi in 0..words {
             if cnt >= ones {
                 break;
             }
-            let w = match bytes.get(wi * 8..wi * 8 + 8) {
-                Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")),
-                None => crate::bits::load_u64_padded(bytes, wi * 8),
-            };
+            let w = word(bytes, wi);
             if w != 0 {
                 let c = w.count_ones() as usize;
                 let idx = _mm512_maskz_compress_epi8(w, iota);
@@ -227,29 +319,16 @@ mod avx512_unary {
                     prev = cur;
                     j += 1;
                 }
+                if cnt + c >= ones {
+                    return Some(end_bit(bytes, wi, ones - cnt));
+                }
                 cnt += c;
                 let top = at + 63 - w.leading_zeros();
                 prev = _mm512_set1_epi32(top as i32);
-                last_word = w;
-                last_at = at;
             }
             at = at.wrapping_add(64);
         }
-        if cnt < ones {
-            return None;
-        }
-        if ones == 0 {
-            return Some(0);
-        }
-        Some({
-            // The `ones`-th one is the `r`-th set bit of the last word read.
-            let r = ones - (cnt - last_word.count_ones() as usize);
-            let mut w = last_word;
-            for _ in 1..r {
-                w &= w - 1;
-            }
-            u64::from(last_at) + u64::from(w.trailing_zeros()) + 1
-        })
+        if ones == 0 { Some(0) } else { None }
     }
 }
 

@@ -841,6 +841,49 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Unary streams with any gaps, short ones and long ones around the AVX-512 scan's
+        /// byte-position limits (128 and 256 zeros, three zero words): every path reads the
+        /// same quotients and end, or the same error, asked for any number of codes.
+        #[test]
+        fn unary_scans_agree_on_any_gaps(
+            gaps in prop::collection::vec(
+                prop_oneof![8 => 0u32..4, 2 => 0u32..64, 2 => 120u32..300, 1 => 300u32..1000],
+                0..400,
+            ),
+            extra in 0usize..3,
+            junk in any::<u8>(),
+            pad_junk in any::<bool>(),
+        ) {
+            let mut bytes = Vec::new();
+            let mut w = BitWriter::new(&mut bytes);
+            for &g in &gaps {
+                w.write_unary(g);
+            }
+            w.finish();
+            if pad_junk {
+                bytes.push(junk);
+            }
+            let asked = gaps.len().saturating_sub(extra);
+            let mut first = None;
+            for isa in paths() {
+                let mut qs = Vec::new();
+                let r = crate::dispatch::unary_quotients(isa, &bytes, 0, asked, &mut qs)
+                    .map(|()| qs[..asked].to_vec())
+                    .map_err(|e| (e.kind, e.message));
+                match &first {
+                    None => first = Some(r),
+                    Some(f) => prop_assert_eq!(f, &r, "{:?}", isa),
+                }
+            }
+            if extra == 0 && !pad_junk {
+                prop_assert_eq!(first.unwrap().unwrap(), gaps);
+            }
+        }
+    }
+
     /// The decode paths this CPU can run: detected, without AVX-512, portable.
     fn paths() -> [Isa; 3] {
         [
