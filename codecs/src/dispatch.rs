@@ -10,7 +10,8 @@
 //! recurrence (`avx2_lanes`), the Rice low-bit merge (`avx2_low`, a byte shuffle per eight
 //! values) and, on CPUs with AVX-512 VBMI/VBMI2, the unary scan (`avx512_unary`, a byte
 //! compress per 64-bit word), the low-bit merge sixteen values at a time (`avx512_low`, a byte
-//! permute) and lookups in tables of up to 128 values (`avx512_table`, held in registers).
+//! permute) and lookups in tables held in registers (`avx512_table`: up to 512 values as
+//! words, or 128 wider ones).
 //!
 //! This module holds the crate's only `unsafe`: calling a `#[target_feature]` function requires
 //! the caller to guarantee the CPU has those features. The guarantee is the [`Isa`] token, whose
@@ -551,6 +552,7 @@ mod mem {
     /// Plain integers: every bit pattern is a valid value, so a vector may be stored over them.
     pub(super) trait Plain: Copy {}
     impl Plain for u8 {}
+    impl Plain for i16 {}
     impl Plain for u32 {}
     impl Plain for i32 {}
 
@@ -1009,15 +1011,26 @@ multiversion! {
 }
 
 /// Table inverse transform with index check: `x = values[y]`, `false` (and `out` unspecified)
-/// if some `y` is outside the table (see `transform::table_body`). With AVX-512 a table of at
-/// most [`avx512_table::MAX_LEN`] values is held in registers and looked up sixteen indices at a
-/// time by two-table permutes; the portable loop costs a load and an insert per value.
+/// if some `y` is outside the table (see `transform::table_body`). With AVX-512 a table is held
+/// in registers and looked up by two-table permutes: as words, 32 indices at a time, when its
+/// values fit 16 bits and it has at most [`avx512_table::MAX_LEN16`] of them; else as 32-bit
+/// lanes, sixteen at a time, up to [`avx512_table::MAX_LEN`] values. The portable loop costs a
+/// load and an insert per value.
 pub(crate) fn table(isa: Isa, out: &mut [i32], values: &[i32]) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if isa.avx512 && !values.is_empty() && values.len() <= avx512_table::MAX_LEN {
-        // SAFETY: `isa.avx512` is true only when `Isa::detect` found every feature enabled on
-        // `avx512_table::lookup` on this CPU.
-        return unsafe { avx512_table::lookup(out, values) };
+    if isa.avx512 && !values.is_empty() {
+        // Strictly increasing, so the ends bound every value.
+        let words =
+            values[0] >= i32::from(i16::MIN) && values[values.len() - 1] <= i32::from(i16::MAX);
+        if words && values.len() <= avx512_table::MAX_LEN16 {
+            // SAFETY: `isa.avx512` is true only when `Isa::detect` found every feature enabled
+            // on `avx512_table::lookup16` on this CPU.
+            return unsafe { avx512_table::lookup16(out, values) };
+        }
+        if values.len() <= avx512_table::MAX_LEN {
+            // SAFETY: as above, for `avx512_table::lookup`.
+            return unsafe { avx512_table::lookup(out, values) };
+        }
     }
     table_portable(isa, out, values)
 }
@@ -1026,8 +1039,12 @@ pub(crate) fn table(isa: Isa, out: &mut [i32], values: &[i32]) -> bool {
 mod avx512_table {
     use super::mem::{load512, store512};
     use std::arch::x86_64::{
-        __m512i, _mm512_cmpeq_epi32_mask, _mm512_cmpge_epu32_mask, _mm512_mask_mov_epi32,
-        _mm512_permutex2var_epi32, _mm512_set1_epi32, _mm512_setzero_si512, _mm512_srli_epi32,
+        __m512i, _mm512_castsi256_si512, _mm512_castsi512_si256, _mm512_cmpeq_epi16_mask,
+        _mm512_cmpeq_epi32_mask, _mm512_cmpge_epu32_mask, _mm512_cvtepi16_epi32,
+        _mm512_cvtepi32_epi16, _mm512_extracti64x4_epi64, _mm512_inserti64x4,
+        _mm512_mask_mov_epi16, _mm512_mask_mov_epi32, _mm512_permutex2var_epi16,
+        _mm512_permutex2var_epi32, _mm512_set1_epi16, _mm512_set1_epi32, _mm512_setzero_si512,
+        _mm512_srli_epi16, _mm512_srli_epi32,
     };
 
     /// Largest table looked up in registers: four pairs of 16-value vectors (above that the
@@ -1059,6 +1076,65 @@ mod avx512_table {
                 x = _mm512_mask_mov_epi32(x, m, v);
             }
             store512(g, x);
+        }
+        if bad != 0 {
+            return false;
+        }
+        let rest = groups.into_remainder();
+        if rest.iter().any(|&v| v as u32 as usize >= values.len()) {
+            return false;
+        }
+        for v in rest {
+            *v = values[*v as u32 as usize];
+        }
+        true
+    }
+
+    /// Largest table of 16-bit values looked up in registers: eight pairs of 32-value vectors.
+    pub(super) const MAX_LEN16: usize = 512;
+
+    /// [`lookup`] for tables whose values fit 16 bits (the usual case: EDF samples): the table
+    /// is held as words, so one two-table word permute covers 64 values and resolves 32
+    /// indices, narrowed to words after their range check.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline(never)]
+    pub(super) fn lookup16(out: &mut [i32], values: &[i32]) -> bool {
+        debug_assert!(!values.is_empty() && values.len() <= MAX_LEN16);
+        let mut padded = [0i16; MAX_LEN16];
+        for (p, &v) in padded.iter_mut().zip(values) {
+            // In range: the caller checked both ends of the increasing table.
+            *p = v as i16;
+        }
+        let tab: [__m512i; MAX_LEN16 / 32] = std::array::from_fn(|i| load512(&padded[32 * i..]));
+        let pairs = values.len().div_ceil(64);
+        let len = _mm512_set1_epi32(values.len() as i32);
+        let mut bad = 0u16;
+        let mut groups = out.chunks_exact_mut(32);
+        for g in &mut groups {
+            let (a, b) = (load512(&g[..16]), load512(&g[16..]));
+            // Unsigned, so negative indices count as too large.
+            bad |= _mm512_cmpge_epu32_mask(a, len) | _mm512_cmpge_epu32_mask(b, len);
+            let idx = _mm512_inserti64x4::<1>(
+                _mm512_castsi256_si512(_mm512_cvtepi32_epi16(a)),
+                _mm512_cvtepi32_epi16(b),
+            );
+            let hi = _mm512_srli_epi16::<6>(idx);
+            let mut x = _mm512_setzero_si512();
+            for p in 0..pairs {
+                // The permute reads the low six bits of each index; the pair is chosen by the
+                // rest.
+                let v = _mm512_permutex2var_epi16(tab[2 * p], idx, tab[2 * p + 1]);
+                let m = _mm512_cmpeq_epi16_mask(hi, _mm512_set1_epi16(p as i16));
+                x = _mm512_mask_mov_epi16(x, m, v);
+            }
+            store512(
+                &mut g[..16],
+                _mm512_cvtepi16_epi32(_mm512_castsi512_si256(x)),
+            );
+            store512(
+                &mut g[16..],
+                _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64::<1>(x)),
+            );
         }
         if bad != 0 {
             return false;

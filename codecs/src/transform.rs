@@ -540,14 +540,34 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        /// Table lookups agree on every path (AVX-512 registers, AVX2, portable), for tables
-        /// on both sides of the register limit, and every path refuses an index outside.
+        /// Table lookups agree on every path (AVX-512 registers as words or as 32-bit lanes,
+        /// AVX2, portable), for tables on both sides of each register limit (128 and 512
+        /// values) and of the 16-bit range, and every path refuses an index outside.
         #[test]
         fn table_lookups_agree_on_every_path(
-            t in 1usize..200,
-            y in prop::collection::vec(-3i32..203, 0..80),
+            t in prop_oneof![1usize..140, 100usize..700],
+            kind in 0u8..4,
+            y in prop::collection::vec(any::<prop::sample::Index>(), 0..80),
+            outside in prop::collection::vec(
+                prop_oneof![-3i32..0, 0i32..3, any::<i32>()], 0..3),
         ) {
-            let values: Vec<i32> = (0..t as i32).map(|i| i * 37 - 1000).collect();
+            let t32 = t as i32;
+            let values: Vec<i32> = match kind {
+                // 16-bit values.
+                0 => (0..t32).map(|i| i * 37 - 12_000).collect(),
+                // Ending exactly at the 16-bit maximum, or one past it.
+                1 => (0..t32).map(|i| i16::MAX as i32 - t32 + 1 + i).collect(),
+                2 => (0..t32).map(|i| i16::MAX as i32 - t32 + 2 + i).collect(),
+                // 24-bit values.
+                _ => (0..t32).map(|i| i * 20_011 - (1 << 23)).collect(),
+            };
+            let mut y: Vec<i32> = y.iter().map(|i| i.index(t) as i32).collect();
+            // Out-of-table indices, relative to the end when small.
+            for (j, &o) in outside.iter().enumerate() {
+                let v = if (0..3).contains(&o) { t32 + o } else { o };
+                let at = (j * 7919) % (y.len() + 1);
+                y.insert(at, v);
+            }
             let valid = y.iter().all(|&v| v >= 0 && (v as usize) < t);
             for isa in [Isa::detect(), Isa::detect().without_avx512(), Isa::baseline()] {
                 let mut out = y.clone();
