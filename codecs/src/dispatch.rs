@@ -744,7 +744,8 @@ multiversion! {
 
 /// The eight-lane LPC restoration of the first `l` samples of all eight segments of `out`
 /// (local indices `p..l`): transpose to rows, run the kernel (`predict::lanes_body`), transpose
-/// back; with AVX2, orders up to 12 run the three fused, one 8×8 tile at a time.
+/// back; with AVX2, orders up to 12 run the three fused, one 8×8 tile at a time, and with
+/// AVX-512VL orders up to 16.
 pub(crate) fn restore_lanes(
     isa: Isa,
     coefs: &[i32],
@@ -753,6 +754,13 @@ pub(crate) fn restore_lanes(
     out: &mut [i32],
     scratch: &mut Vec<[i32; LANES]>,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.avx512 && (13..=16).contains(&coefs.len()) {
+        // SAFETY: `isa.avx512` is true only when `Isa::detect` found every feature enabled on
+        // `lanes_avx512vl` (AVX2 and AVX-512F/VL among them) on this CPU.
+        unsafe { avx2_lanes::lanes_avx512vl(coefs, shift, l, out) };
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if isa.avx2 {
         // SAFETY: `isa.avx2` is true only when `Isa::detect` found every feature enabled on
@@ -794,7 +802,8 @@ mod avx2_lanes {
     /// Highest order run by the fused kernel. Above it, its history, coefficients and tile no
     /// longer fit in 16 registers and the spills cost more than separate transposes: the
     /// rows path (transpose in, `predict::lanes_body`, transpose out) is faster (measured per
-    /// order on 8192- and 2560-sample blocks).
+    /// order on 8192- and 2560-sample blocks). With AVX-512VL's 32 registers the fused kernel
+    /// runs up to order 16 (`lanes_avx512vl`).
     const FUSED_MAX_ORDER: usize = 12;
 
     #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
@@ -827,6 +836,21 @@ mod avx2_lanes {
             };
         }
         dispatch!(1 2 3 4 5 6 7 8 9 10 11 12);
+    }
+
+    /// Orders 13–16 through the fused kernel compiled with AVX-512VL: its 32 vector registers
+    /// hold the history and coefficients that spill from AVX2's 16 (decode of the real
+    /// recordings +1.5–3 %; orders up to 12 gain nothing from it, measured).
+    #[target_feature(enable = "avx2,avx512f,avx512vl")]
+    #[inline(never)]
+    pub(super) fn lanes_avx512vl(coefs: &[i32], shift: u32, l: usize, out: &mut [i32]) {
+        match coefs.len() {
+            13 => fused::<13>(coefs.try_into().expect("order checked"), shift, l, out),
+            14 => fused::<14>(coefs.try_into().expect("order checked"), shift, l, out),
+            15 => fused::<15>(coefs.try_into().expect("order checked"), shift, l, out),
+            16 => fused::<16>(coefs.try_into().expect("order checked"), shift, l, out),
+            _ => unreachable!("only orders 13-16 are sent here"),
+        }
     }
 
     /// Sample `t` of each of the eight segments (of length `l`) of `out`, as one row.

@@ -704,12 +704,17 @@ mod tests {
         for (o, &r) in out[1..].iter_mut().zip(&u) {
             *o = crate::bits::unzigzag(r);
         }
+        // Every code path: AVX-512 where present, AVX2, portable.
         let mut scratch = Vec::new();
-        let mut base = out.clone();
-        restore(pred, &mut out, &mut scratch, Isa::detect());
-        assert_eq!(out, y, "{pred:?}");
-        restore(pred, &mut base, &mut scratch, Isa::baseline());
-        assert_eq!(base, y, "{pred:?}");
+        for isa in [
+            Isa::detect(),
+            Isa::detect().without_avx512(),
+            Isa::baseline(),
+        ] {
+            let mut got = out.clone();
+            restore(pred, &mut got, &mut scratch, isa);
+            assert_eq!(got, y, "{pred:?} {isa:?}");
+        }
     }
 
     fn signal(n: usize) -> Vec<i32> {
