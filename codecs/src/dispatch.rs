@@ -738,8 +738,67 @@ mod avx2_low {
 }
 
 multiversion! {
-    /// Fixed-order restoration (see `predict::restore_fixed_body`).
-    fn restore_fixed(order: usize, out: &mut [i32]) = crate::predict::restore_fixed_body;
+    /// Fixed-order restoration, one sample at a time (see `predict::restore_fixed_body`).
+    fn restore_fixed_serial(order: usize, out: &mut [i32]) = crate::predict::restore_fixed_body;
+}
+
+/// Fixed-order restoration (see `predict::restore_fixed_body`). With AVX2, order `k` runs as
+/// `k` prefix sums, over `out[k−1..]`, then `out[k−2..]`, … `out[0..]`: the order-`k`
+/// residual is the `k`-th difference (of lower order for the first samples, which is what
+/// starting each sum one sample later gives), and a vector prefix sum carries only one add per
+/// eight samples from one group to the next, where the serial recurrence waits on each sample.
+pub(crate) fn restore_fixed(isa: Isa, order: usize, out: &mut [i32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.avx2 && (1..=4).contains(&order) {
+        for from in (0..order).rev() {
+            if let Some(part) = out.get_mut(from..) {
+                // SAFETY: `isa.avx2` is true only when `Isa::detect` found AVX2 on this CPU.
+                unsafe { avx2_prefix::prefix_sum(part) };
+            }
+        }
+        return;
+    }
+    restore_fixed_serial(isa, order, out);
+}
+
+/// The AVX2 prefix sum: each group of eight summed in registers (two in-half shifts and a
+/// cross-half add), then offset by the running total, which is the only dependency between
+/// groups.
+#[cfg(target_arch = "x86_64")]
+mod avx2_prefix {
+    use super::mem::{load256, store256};
+    use std::arch::x86_64::{
+        _mm256_add_epi32, _mm256_permute2x128_si256, _mm256_permutevar8x32_epi32,
+        _mm256_set1_epi32, _mm256_setzero_si256, _mm256_shuffle_epi32, _mm256_slli_si256,
+    };
+
+    /// `out[i] = out[0] + … + out[i]` (wrapping).
+    #[target_feature(enable = "avx2")]
+    #[inline(never)]
+    pub(super) fn prefix_sum(out: &mut [i32]) {
+        let last = _mm256_set1_epi32(7);
+        let mut carry = _mm256_setzero_si256();
+        let mut groups = out.chunks_exact_mut(8);
+        for g in &mut groups {
+            let mut v = load256(g);
+            v = _mm256_add_epi32(v, _mm256_slli_si256::<4>(v));
+            v = _mm256_add_epi32(v, _mm256_slli_si256::<8>(v));
+            // Lane 3 (the low half's total) into every lane of the high half.
+            let low_total = _mm256_shuffle_epi32::<0xFF>(v);
+            v = _mm256_add_epi32(v, _mm256_permute2x128_si256::<0x08>(low_total, low_total));
+            store256(g, _mm256_add_epi32(v, carry));
+            carry = _mm256_add_epi32(carry, _mm256_permutevar8x32_epi32(v, last));
+        }
+        let mut acc = {
+            let mut c = [0i32; 8];
+            store256(&mut c, carry);
+            c[0]
+        };
+        for v in groups.into_remainder() {
+            acc = acc.wrapping_add(*v);
+            *v = acc;
+        }
+    }
 }
 
 /// The eight-lane LPC restoration of the first `l` samples of all eight segments of `out`
