@@ -460,7 +460,8 @@ impl Transform {
         match self {
             Transform::Affine { offset, scale } => {
                 // x = o + s·y lies in the width exactly when y lies in [y_lo, y_hi]; checking y
-                // first lets the mapping run in plain i32 arithmetic that cannot overflow.
+                // rather than x lets the mapping run in plain (wrapping) i32 arithmetic, whose
+                // results are only kept when every y passed.
                 let (o, s) = (i64::from(*offset), i64::from(*scale));
                 let lo = i64::from(width.min()) - o;
                 let y_lo = lo.div_euclid(s) + i64::from(lo.rem_euclid(s) != 0);
@@ -483,27 +484,23 @@ impl Transform {
 /// some `y` is outside.
 #[inline(always)]
 pub(crate) fn affine_body(out: &mut [i32], offset: i32, scale: i32, y_lo: i64, y_hi: i64) -> bool {
+    // One pass: every value is mapped while the range of the `y`s is gathered, and the check
+    // comes after (on failure the caller discards `out`).
     let (mut lo, mut hi) = (i32::MAX, i32::MIN);
-    for &v in out.iter() {
-        lo = lo.min(v);
-        hi = hi.max(v);
-    }
-    if out.is_empty() {
-        return true;
-    }
-    if i64::from(lo) < y_lo || i64::from(hi) > y_hi {
-        return false;
-    }
     if scale == 1 {
         for v in out.iter_mut() {
+            lo = lo.min(*v);
+            hi = hi.max(*v);
             *v = v.wrapping_add(offset);
         }
     } else {
         for v in out.iter_mut() {
+            lo = lo.min(*v);
+            hi = hi.max(*v);
             *v = v.wrapping_mul(scale).wrapping_add(offset);
         }
     }
-    true
+    out.is_empty() || (i64::from(lo) >= y_lo && i64::from(hi) <= y_hi)
 }
 
 /// `x = values[y]`; `false` if some index is outside the table.
@@ -537,6 +534,7 @@ fn rice_param(gaps: &[u32], gmin: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
     use proptest::prelude::*;
 
     proptest! {
@@ -575,6 +573,50 @@ mod tests {
                 if valid {
                     let want: Vec<i32> = y.iter().map(|&v| values[v as usize]).collect();
                     prop_assert_eq!(&out, &want);
+                }
+            }
+        }
+
+        /// The Affine inverse accepts exactly the blocks whose every sample lands in the width,
+        /// and maps them exactly, on every path.
+        #[test]
+        fn affine_inverse_checks_the_width_on_every_path(
+            bits24 in any::<bool>(),
+            offset in -(1i32 << 23)..(1 << 23),
+            scale in prop_oneof![Just(1u32), 1u32..300, 1u32..=(1 << 24)],
+            y in prop::collection::vec(prop_oneof![
+                8 => -300i32..300,
+                1 => any::<i32>(),
+                1 => -70_000i32..70_000,
+            ], 0..40),
+            edge in any::<usize>(),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let width = if bits24 { SampleWidth::Bits24 } else { SampleWidth::Bits16 };
+            let offset = offset.clamp(width.min(), width.max());
+            let t = Transform::Affine { offset, scale };
+            // The first and last `y` in the width, and one past each, somewhere in the block.
+            let (o, sc) = (i64::from(offset), i64::from(scale));
+            let first = -((o - i64::from(width.min())).div_euclid(sc));
+            let last = (i64::from(width.max()) - o).div_euclid(sc);
+            let mut y = y;
+            let edge = [first - 1, first, last, last + 1][edge % 4];
+            y.insert(at.index(y.len() + 1), edge as i32);
+            let want: Option<Vec<i32>> = y
+                .iter()
+                .map(|&v| {
+                    let x = i64::from(offset) + i64::from(scale) * i64::from(v);
+                    (i64::from(width.min())..=i64::from(width.max()))
+                        .contains(&x)
+                        .then_some(x as i32)
+                })
+                .collect();
+            for isa in [Isa::detect(), Isa::detect().without_avx512(), Isa::baseline()] {
+                let mut out = y.clone();
+                let r = t.inverse(&mut out, width, 0, isa);
+                match &want {
+                    Some(w) => prop_assert_eq!(&out, w),
+                    None => prop_assert_eq!(r.unwrap_err().kind, ErrorKind::Corrupt),
                 }
             }
         }
