@@ -345,6 +345,22 @@ fn restore_lpc(lpc: &Lpc, out: &mut [i32], scratch: &mut Vec<[i32; LANES]>, isa:
 fn scalar_lpc(coefs: &[i32], shift: u32, start: usize, from: usize, end: usize, out: &mut [i32]) {
     let p = coefs.len();
     debug_assert!(from >= start + p);
+    macro_rules! dispatch {
+        ($($p:literal => $k:literal)*) => {
+            match p {
+                $($p => return scalar_lpc_order::<$k>(coefs, shift, from, end, out),)*
+                _ => {}
+            }
+        };
+    }
+    // Short runs (the few samples a segmented block leaves after its segments) are not worth
+    // loading the history into registers for.
+    if end - from >= 64 {
+        // Order 3 runs the order-4 kernel with a zero coefficient: LLVM's code for a
+        // three-value history is twice as slow (measured).
+        dispatch!(1 => 1 2 => 2 3 => 4 4 => 4 5 => 5 6 => 6 7 => 7 8 => 8 9 => 9 10 => 10
+            11 => 11 12 => 12 13 => 13 14 => 14 15 => 15 16 => 16);
+    }
     for t in from..end {
         let hist = &out[t - p..t];
         let mut acc = 0i32;
@@ -352,6 +368,45 @@ fn scalar_lpc(coefs: &[i32], shift: u32, start: usize, from: usize, end: usize, 
             acc = acc.wrapping_add(c.wrapping_mul(hist[p - 1 - i]));
         }
         out[t] = out[t].wrapping_add(acc >> shift);
+    }
+}
+
+/// [`scalar_lpc`] for orders up to `P`, with the history in registers rather than reloaded from the
+/// samples just stored, and the newest sample's product added last: only its multiply, one
+/// add, the shift and the residual's add wait on the previous sample (unsegmented blocks, of
+/// fewer than 1024 samples, are one such chain from start to end).
+#[inline(always)]
+fn scalar_lpc_order<const P: usize>(
+    coefs: &[i32],
+    shift: u32,
+    from: usize,
+    end: usize,
+    out: &mut [i32],
+) {
+    // Orders below `P` are padded with zero coefficients, and their extra history with zeros.
+    let p = coefs.len();
+    debug_assert!(p <= P && from >= p);
+    let c: [i32; P] = std::array::from_fn(|i| coefs.get(i).copied().unwrap_or(0));
+    // h[i] = y[t − 1 − i].
+    let mut h: [i32; P] = std::array::from_fn(|i| if i < p { out[from - 1 - i] } else { 0 });
+    for v in &mut out[from..end] {
+        // Older products in two chains (LLVM turns four into vector shuffles at low orders).
+        let (mut even, mut odd) = (0i32, 0i32);
+        for i in 1..P {
+            let x = c[i].wrapping_mul(h[i]);
+            if i % 2 == 0 {
+                even = even.wrapping_add(x);
+            } else {
+                odd = odd.wrapping_add(x);
+            }
+        }
+        let acc = even.wrapping_add(odd).wrapping_add(c[0].wrapping_mul(h[0]));
+        let y = v.wrapping_add(acc >> shift);
+        *v = y;
+        for i in (1..P).rev() {
+            h[i] = h[i - 1];
+        }
+        h[0] = y;
     }
 }
 
