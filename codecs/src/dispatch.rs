@@ -7,11 +7,12 @@
 //! has none) and turns the unary scan into `tzcnt`/`blsr`. Kernels are separate, non-inlined
 //! functions so each hot loop keeps its state in registers. The decoder steps that LLVM does
 //! not vectorise well are written with intrinsics instead: the segmented-LPC transposes and
-//! recurrence (`avx2_lanes`), the Rice low-bit merge (`avx2_low`, a byte shuffle per eight
-//! values) and, on CPUs with AVX-512 VBMI/VBMI2, the unary scan (`avx512_unary`, a byte
-//! compress per 64-bit word), the low-bit merge sixteen values at a time (`avx512_low`, a byte
-//! permute) and lookups in tables held in registers (`avx512_table`: up to 512 values as
-//! words, or 128 wider ones).
+//! recurrence (`avx2_lanes`; orders 13–16 compiled with AVX-512VL for its 32 registers), the
+//! Rice low-bit merge (`avx2_low`, a byte shuffle per eight values), the fixed-order restore as
+//! prefix sums (`avx2_prefix`) and, on CPUs with AVX-512 VBMI/VBMI2, the unary scan
+//! (`avx512_unary`, a byte compress per 64-bit word), the low-bit merge sixteen values at a
+//! time (`avx512_low`, a byte permute) and lookups in tables held in registers
+//! (`avx512_table`: up to 512 values as words, or 128 wider ones).
 //!
 //! This module holds the crate's only `unsafe`: calling a `#[target_feature]` function requires
 //! the caller to guarantee the CPU has those features. The guarantee is the [`Isa`] token, whose
@@ -279,8 +280,9 @@ mod avx512_unary {
         }
     }
 
-    /// The exact scan, for streams with gaps of 256 zeros or more: positions as 32-bit
-    /// integers, widened sixteen at a time and differenced against the previous one's.
+    /// The exact scan, for streams with three zero words in a row (gaps that may reach 256
+    /// zeros): positions as 32-bit integers, widened sixteen at a time and differenced against
+    /// the previous one's.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi2,avx2,bmi1,bmi2,lzcnt,popcnt")]
     #[inline(never)]
     fn quotients_exact(bytes: &[u8], ones: usize, qs: &mut [u32]) -> Option<u64> {

@@ -371,10 +371,10 @@ fn scalar_lpc(coefs: &[i32], shift: u32, start: usize, from: usize, end: usize, 
     }
 }
 
-/// [`scalar_lpc`] for orders up to `P`, with the history in registers rather than reloaded from the
-/// samples just stored, and the newest sample's product added last: only its multiply, one
-/// add, the shift and the residual's add wait on the previous sample (unsegmented blocks, of
-/// fewer than 1024 samples, are one such chain from start to end).
+/// [`scalar_lpc`] for orders up to `P`, with the history in registers rather than reloaded
+/// from the samples just stored, and the newest sample's product added last: only its
+/// multiply, one add, the shift and the residual's add wait on the previous sample
+/// (unsegmented blocks, of fewer than 1024 samples, are one such chain from start to end).
 #[inline(always)]
 fn scalar_lpc_order<const P: usize>(
     coefs: &[i32],
@@ -390,7 +390,7 @@ fn scalar_lpc_order<const P: usize>(
     // h[i] = y[t − 1 − i].
     let mut h: [i32; P] = std::array::from_fn(|i| if i < p { out[from - 1 - i] } else { 0 });
     for v in &mut out[from..end] {
-        // Older products in two chains (LLVM turns four into vector shuffles at low orders).
+        // Older products in two chains, off the path from the previous sample.
         let (mut even, mut odd) = (0i32, 0i32);
         for i in 1..P {
             let x = c[i].wrapping_mul(h[i]);
