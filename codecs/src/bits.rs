@@ -233,6 +233,32 @@ impl<'a> BitReader<'a> {
         self.read_rice_slow(k, max_q, what)
     }
 
+    /// `count` Rice codes with `k = 0` (plain unary) at once, by the vector unary scan, into
+    /// `qs[..count]`; `false`, with nothing consumed, unless all of them are there, start on a
+    /// byte boundary and are at most `max_q`. Then [`BitReader::read_rice`] one code at a time
+    /// gives the same values, and is how the caller finds the error.
+    pub(crate) fn read_unaries(
+        &mut self,
+        isa: crate::dispatch::Isa,
+        max_q: u32,
+        count: usize,
+        qs: &mut Vec<u32>,
+    ) -> bool {
+        if !self.pos.is_multiple_of(8) {
+            return false;
+        }
+        let at = (self.pos / 8) as usize;
+        let rest = &self.bytes[at.min(self.bytes.len())..];
+        let rest = &rest[..rest.len().min(crate::rice::MAX_UNARY_BYTES)];
+        match crate::dispatch::unary_codes(isa, rest, count, qs) {
+            Some(end) if qs[..count].iter().all(|&q| q <= max_q) => {
+                self.pos += end;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// [`BitReader::read_rice`] for codes that cross a window, the end of the bytes, or `max_q`.
     #[inline(never)]
     fn read_rice_slow(&mut self, k: u32, max_q: u32, what: &str) -> Result<u32> {
@@ -497,6 +523,47 @@ mod tests {
                     break;
                 }
                 proptest::prop_assert_eq!(fast.pos, slow.pos);
+            }
+        }
+
+        /// Unary codes read all at once (every scan path) are exactly the codes read one at a
+        /// time, and are read at once whenever one at a time would read them all without error.
+        #[test]
+        fn unary_runs_match_single_reads(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    3 => proptest::strategy::Just(0u8),
+                    4 => proptest::arbitrary::any::<u8>(),
+                    2 => proptest::strategy::Just(0xffu8),
+                ],
+                0..200,
+            ),
+            count in 0usize..400,
+            max_q in proptest::prop_oneof![0u32..10, 0u32..300, proptest::strategy::Just(u32::MAX)],
+        ) {
+            let c = Cursor::new(&bytes, 3);
+            let mut single = BitReader::new(&c);
+            let want: Result<Vec<u32>> =
+                (0..count).map(|_| single.read_rice(0, max_q, "t")).collect();
+            for isa in [
+                crate::dispatch::Isa::detect(),
+                crate::dispatch::Isa::detect().without_avx512(),
+                crate::dispatch::Isa::baseline(),
+            ] {
+                let mut run = BitReader::new(&c);
+                let mut qs = Vec::new();
+                let read = run.read_unaries(isa, max_q, count, &mut qs);
+                match &want {
+                    Ok(w) => {
+                        proptest::prop_assert!(read, "{:?}", isa);
+                        proptest::prop_assert_eq!(&qs[..count], &w[..]);
+                        proptest::prop_assert_eq!(run.pos, single.pos);
+                    }
+                    Err(_) => {
+                        proptest::prop_assert!(!read, "{:?}", isa);
+                        proptest::prop_assert_eq!(run.pos, 0);
+                    }
+                }
             }
         }
     }

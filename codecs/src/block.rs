@@ -1016,7 +1016,7 @@ fn decode_predictive(
 ) -> Result<()> {
     let n = out.len();
     let start = c.offset();
-    let t = Transform::read(c, n, width)?;
+    let t = Transform::read(c, n, width, isa, &mut scratch.positions)?;
     let at = c.offset();
     let pred = match c.u8("predictor")? {
         o @ 0..=4 => Predictor::Fixed(o),

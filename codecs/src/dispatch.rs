@@ -131,38 +131,44 @@ pub(crate) fn unary_quotients(
     ones: usize,
     qs: &mut Vec<u32>,
 ) -> Result<()> {
-    use crate::rice::{MAX_UNARY_BYTES, POSITION_SLACK};
+    use crate::rice::MAX_UNARY_BYTES;
     if bytes.len() > MAX_UNARY_BYTES {
         return Err(CodecError::corrupt("Rice quotient stream length", base));
     }
+    let Some(end) = unary_codes(isa, bytes, ones, qs) else {
+        return Err(CodecError::truncated("Rice quotients", base + bytes.len()));
+    };
+    crate::bits::check_padding(bytes, end, base, "Rice quotient padding")
+}
+
+/// The quotients (zeros before each one) of the first `ones` unary codes of `bytes` (at most
+/// `rice::MAX_UNARY_BYTES` long) into `qs[..ones]`, which grows to hold them plus slack;
+/// returns the bit after the last of them, or `None` if `bytes` holds fewer. Nothing about
+/// the rest of `bytes` is checked.
+pub(crate) fn unary_codes(isa: Isa, bytes: &[u8], ones: usize, qs: &mut Vec<u32>) -> Option<u64> {
+    use crate::rice::{MAX_UNARY_BYTES, POSITION_SLACK};
+    debug_assert!(bytes.len() <= MAX_UNARY_BYTES);
     // Grown, never cleared: every entry below the count found is written before it is read, so
     // zero-filling 32 KiB per block would be wasted.
     if qs.len() < ones + POSITION_SLACK {
         qs.resize(ones + POSITION_SLACK, 0);
     }
-    // The bit after the `ones`-th one bit, when the stream holds that many.
-    let end = 'scan: {
-        #[cfg(target_arch = "x86_64")]
-        if isa.avx512 {
-            // SAFETY: `isa.avx512` is true only when `Isa::detect` found every feature enabled
-            // on `avx512_unary::quotients` on this CPU.
-            break 'scan unsafe { avx512_unary::quotients(bytes, ones, qs) };
-        }
-        if unary_positions(isa, bytes, ones, qs) < ones {
-            break 'scan None;
-        }
-        let end = if ones == 0 {
-            0
-        } else {
-            u64::from(qs[ones - 1]) + 1
-        };
-        quotients_from_positions(isa, &mut qs[..ones]);
-        Some(end)
+    #[cfg(target_arch = "x86_64")]
+    if isa.avx512 {
+        // SAFETY: `isa.avx512` is true only when `Isa::detect` found every feature enabled on
+        // `avx512_unary::quotients` on this CPU.
+        return unsafe { avx512_unary::quotients(bytes, ones, qs) };
+    }
+    if unary_positions(isa, bytes, ones, qs) < ones {
+        return None;
+    }
+    let end = if ones == 0 {
+        0
+    } else {
+        u64::from(qs[ones - 1]) + 1
     };
-    let Some(end) = end else {
-        return Err(CodecError::truncated("Rice quotients", base + bytes.len()));
-    };
-    crate::bits::check_padding(bytes, end, base, "Rice quotient padding")
+    quotients_from_positions(isa, &mut qs[..ones]);
+    Some(end)
 }
 
 /// The AVX-512 unary scan: each 64-bit word's one-bit indices come from one byte compress of
