@@ -157,7 +157,13 @@ pub(crate) fn unary_codes(isa: Isa, bytes: &[u8], ones: usize, qs: &mut Vec<u32>
     if isa.avx512 {
         // SAFETY: `isa.avx512` is true only when `Isa::detect` found every feature enabled on
         // `avx512_unary::quotients` on this CPU.
-        return unsafe { avx512_unary::quotients(bytes, ones, qs) };
+        match unsafe { avx512_unary::quotients(bytes, ones, qs) } {
+            avx512_unary::Scan::Found(end) => return Some(end),
+            avx512_unary::Scan::TooFew => return None,
+            // Rare (never in a valid block whose escape threshold is below 192): the exact
+            // position scan below.
+            avx512_unary::Scan::LongGap => {}
+        }
     }
     if unary_positions(isa, bytes, ones, qs) < ones {
         return None;
@@ -178,6 +184,7 @@ pub(crate) fn unary_codes(isa: Isa, bytes: &[u8], ones: usize, qs: &mut Vec<u32>
 #[cfg(target_arch = "x86_64")]
 mod avx512_unary {
     use super::mem::{load128, load512, store512};
+    use crate::bits::load_u64_padded;
     use std::arch::x86_64::{
         _mm_add_epi8, _mm_set1_epi8, _mm_sub_epi8, _mm512_add_epi8, _mm512_cvtepu8_epi32,
         _mm512_maskz_compress_epi8, _mm512_set1_epi8,
@@ -196,18 +203,29 @@ mod avx512_unary {
     /// Words compressed per batch before their positions become quotients.
     const BATCH: usize = 8;
 
+    /// How a scan ended.
+    pub(super) enum Scan {
+        /// The quotients are written; the bit after the last needed one bit.
+        Found(u64),
+        /// The stream holds fewer one bits than asked for.
+        TooFew,
+        /// Three zero words in a row: a gap may reach 256 zeros, which bytes cannot count.
+        LongGap,
+    }
+
     /// The quotients of the first `ones` codes into `qs` (at least `ones + POSITION_SLACK`
-    /// long); returns the bit after the `ones`-th one bit, or `None` if the stream ends first.
+    /// long).
     ///
     /// Positions are kept modulo 256, as bytes: a batch of words is compressed into a byte
     /// buffer with one unconditional 64-byte store per word, then the buffer is differenced and
     /// widened sixteen at a time. The byte differences are the quotients exactly while no gap
     /// between one bits reaches 256 zeros; such a gap spans at least three all-zero words, and
     /// a stream holding three in a row (a gap of 192 zeros or more, so never in a valid block
-    /// whose escape threshold is below 192) is scanned again exactly, by `quotients_exact`.
+    /// whose escape threshold is below 192) is left to the exact position scan
+    /// ([`Scan::LongGap`]).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi2,avx2,bmi1,bmi2,lzcnt,popcnt")]
     #[inline(never)]
-    pub(super) fn quotients(bytes: &[u8], ones: usize, qs: &mut [u32]) -> Option<u64> {
+    pub(super) fn quotients(bytes: &[u8], ones: usize, qs: &mut [u32]) -> Scan {
         let iota = load512(&IOTA);
         // `buf[0]` is the previous batch's last position (−1 before the first); the batch's
         // positions follow.
@@ -222,14 +240,14 @@ mod avx512_unary {
             let first = wi;
             let mut n = 0usize;
             while wi < batch_end {
-                let w = word(bytes, wi);
+                let w = load_u64_padded(bytes, wi * 8);
                 let bias = _mm512_set1_epi8(((wi * 64) & 0xff) as u8 as i8);
                 let idx = _mm512_add_epi8(_mm512_maskz_compress_epi8(w, iota), bias);
                 store512(&mut buf[1 + n..], idx);
                 n += w.count_ones() as usize;
                 zero_run = if w == 0 { zero_run + 1 } else { 0 };
                 if zero_run >= 3 {
-                    return quotients_exact(bytes, ones, qs);
+                    return Scan::LongGap;
                 }
                 wi += 1;
             }
@@ -237,12 +255,16 @@ mod avx512_unary {
             let take = n.min(ones - cnt);
             widen_differences(&buf, take, &mut qs[cnt..]);
             if cnt + n >= ones {
-                return Some(end_bit(bytes, first, ones - cnt));
+                return Scan::Found(end_bit(bytes, first, ones - cnt));
             }
             buf[0] = buf[n];
             cnt += n;
         }
-        if ones == 0 { Some(0) } else { None }
+        if ones == 0 {
+            Scan::Found(0)
+        } else {
+            Scan::TooFew
+        }
     }
 
     /// `qs[j] = buf[j + 1] − buf[j] − 1` (modulo 256, widened) for `j < len`, sixteen at a
@@ -261,19 +283,10 @@ mod avx512_unary {
         }
     }
 
-    /// Word `wi` of the stream, zero-padded past its end.
-    #[inline(always)]
-    fn word(bytes: &[u8], wi: usize) -> u64 {
-        match bytes.get(wi * 8..wi * 8 + 8) {
-            Some(b) => u64::from_le_bytes(b.try_into().expect("8 bytes")),
-            None => crate::bits::load_u64_padded(bytes, wi * 8),
-        }
-    }
-
     /// The bit after the `r`-th (≥ 1) one bit counted from word `wi`.
     fn end_bit(bytes: &[u8], mut wi: usize, mut r: usize) -> u64 {
         loop {
-            let mut w = word(bytes, wi);
+            let mut w = load_u64_padded(bytes, wi * 8);
             let c = w.count_ones() as usize;
             if r <= c {
                 for _ in 1..r {
@@ -284,60 +297,6 @@ mod avx512_unary {
             r -= c;
             wi += 1;
         }
-    }
-
-    /// The exact scan, for streams with three zero words in a row (gaps that may reach 256
-    /// zeros): positions as 32-bit integers, widened sixteen at a time and differenced against
-    /// the previous one's.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi2,avx2,bmi1,bmi2,lzcnt,popcnt")]
-    #[inline(never)]
-    fn quotients_exact(bytes: &[u8], ones: usize, qs: &mut [u32]) -> Option<u64> {
-        use std::arch::x86_64::{
-            _mm512_add_epi32, _mm512_alignr_epi32, _mm512_extracti32x4_epi32, _mm512_set1_epi32,
-            _mm512_sub_epi32,
-        };
-        let iota = load512(&IOTA);
-        let one = _mm512_set1_epi32(1);
-        // Lane 15 holds the position of the previous one bit (−1 before the first).
-        let mut prev = _mm512_set1_epi32(-1);
-        let mut cnt = 0usize;
-        let mut at = 0u32;
-        let words = bytes.len().div_ceil(8);
-        for wi in 0..words {
-            if cnt >= ones {
-                break;
-            }
-            let w = word(bytes, wi);
-            if w != 0 {
-                let c = w.count_ones() as usize;
-                let idx = _mm512_maskz_compress_epi8(w, iota);
-                let bias = _mm512_set1_epi32(at as i32);
-                let chunks = c.div_ceil(16);
-                let mut j = 0;
-                while j < chunks {
-                    let b = match j {
-                        0 => _mm512_extracti32x4_epi32::<0>(idx),
-                        1 => _mm512_extracti32x4_epi32::<1>(idx),
-                        2 => _mm512_extracti32x4_epi32::<2>(idx),
-                        _ => _mm512_extracti32x4_epi32::<3>(idx),
-                    };
-                    let cur = _mm512_add_epi32(_mm512_cvtepu8_epi32(b), bias);
-                    let before = _mm512_alignr_epi32::<15>(cur, prev);
-                    let q = _mm512_sub_epi32(_mm512_sub_epi32(cur, before), one);
-                    store512(&mut qs[cnt + 16 * j..], q);
-                    prev = cur;
-                    j += 1;
-                }
-                if cnt + c >= ones {
-                    return Some(end_bit(bytes, wi, ones - cnt));
-                }
-                cnt += c;
-                let top = at + 63 - w.leading_zeros();
-                prev = _mm512_set1_epi32(top as i32);
-            }
-            at = at.wrapping_add(64);
-        }
-        if ones == 0 { Some(0) } else { None }
     }
 }
 
