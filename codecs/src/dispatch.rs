@@ -1127,17 +1127,8 @@ mod avx512_table {
             }
             store512(g, x);
         }
-        if bad != 0 {
-            return false;
-        }
-        let rest = groups.into_remainder();
-        if rest.iter().any(|&v| v as u32 as usize >= values.len()) {
-            return false;
-        }
-        for v in rest {
-            *v = values[*v as u32 as usize];
-        }
-        true
+        // The last few indices: the portable lookup, with its check.
+        bad == 0 && crate::transform::table_body(groups.into_remainder(), values)
     }
 
     /// Largest table of 16-bit values looked up in registers: eight pairs of 32-value vectors.
@@ -1186,17 +1177,8 @@ mod avx512_table {
                 _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64::<1>(x)),
             );
         }
-        if bad != 0 {
-            return false;
-        }
-        let rest = groups.into_remainder();
-        if rest.iter().any(|&v| v as u32 as usize >= values.len()) {
-            return false;
-        }
-        for v in rest {
-            *v = values[*v as u32 as usize];
-        }
-        true
+        // The last few indices: the portable lookup, with its check.
+        bad == 0 && crate::transform::table_body(groups.into_remainder(), values)
     }
 }
 
