@@ -383,78 +383,43 @@ impl LowMerge for Avx512Low {
 }
 
 /// Quotients, escapes and low bits merged into residuals (see `rice::merge_body`).
-#[allow(clippy::too_many_arguments)]
 #[inline]
 pub(crate) fn rice_merge(
     isa: Isa,
-    pos: &[u32],
-    low: &[u8],
-    ks: &[u8],
-    size: usize,
-    q_esc: u32,
-    exc: &[u32],
+    qs: &[u32],
+    sec: &crate::rice::Section<'_>,
     out: &mut [i32],
-    base: usize,
 ) -> Result<u64> {
+    use crate::rice::{Section, merge_body};
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
         #[inline(never)]
-        #[allow(clippy::too_many_arguments)]
-        fn avx2(
-            pos: &[u32],
-            low: &[u8],
-            ks: &[u8],
-            size: usize,
-            q_esc: u32,
-            exc: &[u32],
-            out: &mut [i32],
-            base: usize,
-        ) -> Result<u64> {
-            crate::rice::merge_body(Avx2Low(()), pos, low, ks, size, q_esc, exc, out, base)
+        fn avx2(qs: &[u32], sec: &Section<'_>, out: &mut [i32]) -> Result<u64> {
+            merge_body(Avx2Low(()), qs, sec, out)
         }
         #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt,avx512f,avx512bw,avx512vbmi")]
         #[inline(never)]
-        #[allow(clippy::too_many_arguments)]
-        fn avx512(
-            pos: &[u32],
-            low: &[u8],
-            ks: &[u8],
-            size: usize,
-            q_esc: u32,
-            exc: &[u32],
-            out: &mut [i32],
-            base: usize,
-        ) -> Result<u64> {
-            crate::rice::merge_body(Avx512Low(()), pos, low, ks, size, q_esc, exc, out, base)
+        fn avx512(qs: &[u32], sec: &Section<'_>, out: &mut [i32]) -> Result<u64> {
+            merge_body(Avx512Low(()), qs, sec, out)
         }
         if isa.avx512 {
             // SAFETY: `isa.avx512` is true only when `Isa::detect` found every feature enabled
             // on `avx512` on this CPU.
-            return unsafe { avx512(pos, low, ks, size, q_esc, exc, out, base) };
+            return unsafe { avx512(qs, sec, out) };
         }
         if isa.avx2 {
             // SAFETY: `isa.avx2` is true only when `Isa::detect` found every feature enabled on
             // `avx2` on this CPU.
-            return unsafe { avx2(pos, low, ks, size, q_esc, exc, out, base) };
+            return unsafe { avx2(qs, sec, out) };
         }
     }
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
-    fn baseline(
-        pos: &[u32],
-        low: &[u8],
-        ks: &[u8],
-        size: usize,
-        q_esc: u32,
-        exc: &[u32],
-        out: &mut [i32],
-        base: usize,
-    ) -> Result<u64> {
-        crate::rice::merge_body(PortableLow, pos, low, ks, size, q_esc, exc, out, base)
+    fn baseline(qs: &[u32], sec: &Section<'_>, out: &mut [i32]) -> Result<u64> {
+        merge_body(PortableLow, qs, sec, out)
     }
     let _ = isa;
-    baseline(pos, low, ks, size, q_esc, exc, out, base)
+    baseline(qs, sec, out)
 }
 
 /// Widest Rice parameter the vector low-bit mergers take: a value starts at most 7 bits into

@@ -483,17 +483,15 @@ pub(crate) fn read(
         .map(|(p, _)| size.min(m - p * size))
         .sum();
     crate::dispatch::unary_quotients(isa, usec.bytes(), usec.offset(), ones, pos)?;
-    let used = crate::dispatch::rice_merge(
-        isa,
-        pos,
-        lsec.bytes(),
-        &ks,
+    let sec = Section {
+        low: lsec.bytes(),
+        ks: &ks,
         size,
         q_esc,
-        &exc,
-        out,
-        usec.offset(),
-    )?;
+        exc: &exc,
+        base: usec.offset(),
+    };
+    let used = crate::dispatch::rice_merge(isa, pos, &sec, out)?;
     if used != n_exc as u64 {
         return Err(CodecError::corrupt("exception count", at));
     }
@@ -501,7 +499,7 @@ pub(crate) fn read(
 }
 
 /// Spare entries at the end of the quotients buffer: the byte-table scan writes up to 63 + 8
-/// positions past the last one it needs before it stops, the AVX-512 scan up to 64.
+/// positions past the last one it needs before it stops, the AVX-512 scan up to 15.
 pub(crate) const POSITION_SLACK: usize = 72;
 /// Longest valid quotient stream in bytes: every quotient is at most 255 zeros and a one.
 pub(crate) const MAX_UNARY_BYTES: usize = crate::block::MAX_BLOCK_SAMPLES * 256 / 8;
@@ -603,25 +601,44 @@ pub(crate) fn quotients_from_positions(pos: &mut [u32]) {
     }
 }
 
+/// A residual section's parts besides its quotients, as `read` parsed them.
+#[derive(Clone, Copy)]
+pub(crate) struct Section<'a> {
+    /// The low-bit stream.
+    pub(crate) low: &'a [u8],
+    /// Rice parameter per partition (`ZERO_PARTITION` for all-zero ones).
+    pub(crate) ks: &'a [u8],
+    /// Partition length.
+    pub(crate) size: usize,
+    /// Escape threshold.
+    pub(crate) q_esc: u32,
+    /// Exception values, in order.
+    pub(crate) exc: &'a [u32],
+    /// Block offset of the quotient stream, for errors.
+    pub(crate) base: usize,
+}
+
 /// Merges quotients, escapes and low bits into residuals, un-zig-zagged, partition by
 /// partition. `qs` holds the unary stream's quotients (zeros before each one), non-zero
 /// partitions only. Returns the number of exceptions used.
 ///
-/// The merger (portable or AVX2) stops before a group holding a quotient at the escape
+/// The merger (portable or vector) stops before a group holding a quotient at the escape
 /// threshold or one that would overflow; that group is resolved here, and the merger resumes.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn merge_body<L: crate::dispatch::LowMerge>(
     lows: L,
     qs: &[u32],
-    low: &[u8],
-    ks: &[u8],
-    size: usize,
-    q_esc: u32,
-    exc: &[u32],
+    sec: &Section<'_>,
     out: &mut [i32],
-    base: usize,
 ) -> Result<u64> {
+    let Section {
+        low,
+        ks,
+        size,
+        q_esc,
+        exc,
+        base,
+    } = *sec;
     let m = out.len();
     let mut pi = 0usize;
     let mut lbit = 0u64;
